@@ -1,0 +1,24 @@
+"""voicegw: a realtime voice gateway between a device's microphone and speaker and Coze's voice APIs."""
+
+from __future__ import annotations
+
+from .errors import (
+    CloudError,
+    CodecError,
+    ConfigError,
+    DeviceError,
+    ProtocolError,
+    VoiceGatewayError,
+)
+
+__all__ = [
+    "CloudError",
+    "CodecError",
+    "ConfigError",
+    "DeviceError",
+    "ProtocolError",
+    "VoiceGatewayError",
+    "__version__",
+]
+
+__version__ = "0.1.0"
