@@ -1,0 +1,408 @@
+"""Configuration: one TOML file loaded once into frozen dataclasses.
+
+The loader is the only place defaults live. It rejects unknown keys and bad values with a
+:class:`ConfigError` naming the dotted key, and it never reads a token from the file: the token
+comes from ``COZE_API_TOKEN`` or from the file named by ``cloud.token_file``.
+
+See ``configs/voicegw.example.toml`` for every key with its unit and default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_type_hints
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+from .protocol.objects import (
+    AUDIO_RATES,
+    OPUS_FRAME_MS,
+    ChatConfig,
+    ChatUpdateData,
+    InputAudio,
+    LimitConfig,
+    MP3Config,
+    OpusConfig,
+    OutputAudio,
+    PCMConfig,
+    SemanticVADConfig,
+    TurnDetection,
+    VoiceProcessingConfig,
+)
+
+__all__ = [
+    "AudioConfig",
+    "CloudConfig",
+    "Config",
+    "InputConfig",
+    "OutputConfig",
+    "TurnConfig",
+    "load_config",
+    "parse_config",
+    "read_token",
+]
+
+TurnModeName = Literal["ptt", "server_vad", "semantic_vad"]
+_TURN_TYPES = {
+    "ptt": "client_interrupt",
+    "server_vad": "server_vad",
+    "semantic_vad": "semantic_vad",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CloudConfig:
+    """Where and as whom to connect."""
+
+    url: str = "wss://ws.coze.cn"
+    """WebSocket base URL (``wss://ws.coze.cn`` or ``wss://ws.coze.com``); ``/v1/chat`` is added."""
+    bot_id: str = ""
+    """The agent, published to the API channel. Required."""
+    workflow_id: str = ""
+    """Optional chatflow id."""
+    device_id: int = 0
+    """Numeric device id sent as ``device_id`` (0 = not sent)."""
+    user_id: str = "voicegw"
+    """End-user id (memory and history are kept per user)."""
+    conversation_id: str = ""
+    """Conversation to continue ("" = the service creates one)."""
+    token_file: str = ""
+    """File holding the token, when ``COZE_API_TOKEN`` is not set."""
+    connect_timeout_s: float = 10.0
+    """Seconds to wait for the upgrade and for ``chat.created``/``chat.updated``."""
+    ping_interval_s: float = 15.0
+    """WebSocket ping interval in seconds (the service closes after 4 missed pongs)."""
+
+    @property
+    def chat_url(self) -> str:
+        return self.url.rstrip("/") + "/v1/chat"
+
+
+@dataclass(frozen=True, slots=True)
+class TurnConfig:
+    """How a user turn starts and ends."""
+
+    mode: TurnModeName = "ptt"
+    """``ptt`` (push-to-talk, client_interrupt), ``server_vad`` or ``semantic_vad``."""
+    prefix_padding_ms: int = 600
+    """server VAD: audio kept before the detected onset, ms."""
+    silence_duration_ms: int = 500
+    """server VAD: silence that ends the turn, ms (200-2000)."""
+    silence_threshold_ms: int = 300
+    """semantic VAD: silence before the semantic check, ms (100-2000)."""
+    semantic_unfinished_wait_time_ms: int = 500
+    """semantic VAD: further wait when the sentence seems unfinished, ms (100-2000)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InputConfig:
+    """Audio sent upstream."""
+
+    codec: Literal["pcm", "g711a", "g711u", "opus"] = "pcm"
+    sample_rate: int = 16000
+    """Hz; 8000 for G.711; 8000/12000/16000/24000/48000 for Opus."""
+    frame_ms: float = 20.0
+    """Audio per ``input_audio_buffer.append``, ms (10-60)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputConfig:
+    """Audio the service sends back."""
+
+    codec: Literal["pcm", "g711a", "g711u", "opus", "mp3"] = "pcm"
+    sample_rate: int = 24000
+    """Hz. 8000 for G.711; 32000/44100/48000 for MP3."""
+    frame_size_ms: float = 0.0
+    """Audio per delta, ms (0 = unset: the service sends ~250 ms bursts)."""
+    limit_period_s: int = 0
+    """limit_config.period, s (0 = no limit)."""
+    limit_max_frames: int = 0
+    """limit_config.max_frame_num: deltas per period."""
+    bitrate: int = 48000
+    """Opus/MP3 bitrate, bps."""
+    voice_id: str = ""
+    """Voice to speak with ("" = the agent's)."""
+    speech_rate: int = 0
+    """-50..100 (0 = normal)."""
+    loudness_rate: int = 0
+    """-50..100 (0 = normal)."""
+    enable_ans: bool = False
+    """Server-side noise suppression."""
+    enable_pdns: bool = False
+    """Server-side personal noise suppression (excludes enable_ans)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioConfig:
+    """The device side. ``file:PATH`` names a WAV file (file-backed microphone / speaker)."""
+
+    source: str = ""
+    """Microphone, e.g. ``file:speech.wav``."""
+    sink: str = ""
+    """Speaker, e.g. ``file:reply.wav``."""
+    sink_rate: int = 0
+    """Speaker rate in Hz (0 = the output rate)."""
+    realtime: bool = True
+    """Pace file-backed devices in real time (False: as fast as possible)."""
+    playback_prefill_ms: int = 60
+    """Audio buffered before playback starts, ms."""
+    playback_max_s: float = 30.0
+    """Largest playout buffer, s (overflow drops the oldest audio and counts it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    cloud: CloudConfig = field(default_factory=CloudConfig)
+    turn: TurnConfig = field(default_factory=TurnConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+
+    def chat_update(self) -> ChatUpdateData:
+        """The ``chat.update`` data this config asks for (sent on every connect)."""
+        inp, out, turn = self.input, self.output, self.turn
+        input_audio = InputAudio(
+            format="pcm",
+            codec=inp.codec,
+            sample_rate=inp.sample_rate,
+            channel=1,
+            bit_depth=8 if inp.codec in ("g711a", "g711u") else 16,
+        )
+        limit = (
+            LimitConfig(period=out.limit_period_s, max_frame_num=out.limit_max_frames)
+            if out.limit_period_s
+            else None
+        )
+        frame = out.frame_size_ms or None
+        pcm = opus = mp3 = None
+        if out.codec == "opus":
+            opus = OpusConfig(
+                bitrate=out.bitrate,
+                frame_size_ms=frame,
+                limit_config=limit,
+                sample_rate=out.sample_rate,
+            )
+        elif out.codec == "mp3":
+            mp3 = MP3Config(sample_rate=out.sample_rate, bit_rate=out.bitrate)
+        else:
+            pcm = PCMConfig(sample_rate=out.sample_rate, frame_size_ms=frame, limit_config=limit)
+        output_audio = OutputAudio(
+            codec=out.codec,
+            pcm_config=pcm,
+            opus_config=opus,
+            mp3_config=mp3,
+            speech_rate=out.speech_rate,
+            loudness_rate=out.loudness_rate,
+            voice_id=out.voice_id or None,
+        )
+        td = TurnDetection(type=_TURN_TYPES[turn.mode])  # type: ignore[arg-type]
+        if turn.mode == "server_vad":
+            td = dataclasses.replace(
+                td,
+                prefix_padding_ms=turn.prefix_padding_ms,
+                silence_duration_ms=turn.silence_duration_ms,
+            )
+        elif turn.mode == "semantic_vad":
+            td = dataclasses.replace(
+                td,
+                prefix_padding_ms=turn.prefix_padding_ms,
+                semantic_vad_config=SemanticVADConfig(
+                    silence_threshold_ms=turn.silence_threshold_ms,
+                    semantic_unfinished_wait_time_ms=turn.semantic_unfinished_wait_time_ms,
+                ),
+            )
+        vpc = None
+        if out.enable_ans or out.enable_pdns:
+            vpc = VoiceProcessingConfig(enable_ans=out.enable_ans, enable_pdns=out.enable_pdns)
+        return ChatUpdateData(
+            chat_config=ChatConfig(
+                user_id=self.cloud.user_id or None,
+                conversation_id=self.cloud.conversation_id or None,
+            ),
+            input_audio=input_audio,
+            output_audio=output_audio,
+            turn_detection=td,
+            voice_processing_config=vpc,
+        )
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = getattr(tp, "__origin__", None)
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{value!r} is not one of {', '.join(map(repr, allowed))}", key=key)
+        return value
+    if tp is bool:
+        if type(value) is not bool:
+            raise ConfigError(f"expected true or false, got {value!r}", key=key)
+        return value
+    if tp is int:
+        if type(value) is not int:
+            raise ConfigError(f"expected an integer, got {value!r}", key=key)
+        return value
+    if tp is float:
+        if type(value) not in (int, float):
+            raise ConfigError(f"expected a number, got {value!r}", key=key)
+        return float(value)
+    if tp is str:
+        if type(value) is not str:
+            raise ConfigError(f"expected a string, got {value!r}", key=key)
+        return value
+    raise ConfigError(f"unsupported type {tp!r}", key=key)  # pragma: no cover
+
+
+def _section(cls: type[Any], raw: Any, name: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("must be a table", key=name)
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        dotted = f"{name}.{key}"
+        if key == "token":
+            raise ConfigError(
+                "tokens are never read from the config file; set COZE_API_TOKEN "
+                "or cloud.token_file",
+                key=dotted,
+            )
+        if key not in known:
+            raise ConfigError(f"unknown key (known: {', '.join(sorted(known))})", key=dotted)
+        kwargs[key] = _convert(value, hints[key], dotted)
+    return cls(**kwargs)
+
+
+def _validate(cfg: Config) -> None:
+    def bad(key: str, msg: str) -> ConfigError:
+        return ConfigError(msg, key=key)
+
+    c, t, i, o, a = cfg.cloud, cfg.turn, cfg.input, cfg.output, cfg.audio
+    scheme = urlsplit(c.url).scheme
+    if scheme not in ("ws", "wss"):
+        raise bad("cloud.url", f"must start with wss:// or ws://, got {c.url!r}")
+    if scheme == "ws" and urlsplit(c.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise bad("cloud.url", "plain ws:// is only allowed to a loopback emulator; use wss://")
+    if c.device_id < 0:
+        raise bad("cloud.device_id", "must be a non-negative integer")
+    if not 200 <= t.silence_duration_ms <= 2000:
+        raise bad("turn.silence_duration_ms", "must be 200-2000 ms")
+    if not 0 <= t.prefix_padding_ms <= 10000:
+        raise bad("turn.prefix_padding_ms", "must be 0-10000 ms")
+    for k in ("silence_threshold_ms", "semantic_unfinished_wait_time_ms"):
+        if not 100 <= getattr(t, k) <= 2000:
+            raise bad(f"turn.{k}", "must be 100-2000 ms")
+    g711 = ("g711a", "g711u")
+    if i.codec in g711 and i.sample_rate != 8000:
+        raise bad("input.sample_rate", f"G.711 needs 8000 Hz, got {i.sample_rate}")
+    if i.codec == "opus" and i.sample_rate not in (8000, 12000, 16000, 24000, 48000):
+        raise bad("input.sample_rate", "Opus needs 8000, 12000, 16000, 24000 or 48000 Hz")
+    if i.codec == "pcm" and i.sample_rate not in AUDIO_RATES:
+        raise bad("input.sample_rate", f"must be one of {AUDIO_RATES}")
+    if not 10 <= i.frame_ms <= 60:
+        raise bad("input.frame_ms", "must be 10-60 ms")
+    if o.codec in g711 and o.sample_rate != 8000:
+        raise bad("output.sample_rate", f"G.711 needs 8000 Hz, got {o.sample_rate}")
+    if o.codec == "mp3" and o.sample_rate not in (32000, 44100, 48000):
+        raise bad("output.sample_rate", "MP3 needs 32000, 44100 or 48000 Hz")
+    if o.codec == "opus":
+        if o.sample_rate not in (8000, 12000, 16000, 24000, 48000):
+            raise bad("output.sample_rate", "Opus needs 8000, 12000, 16000, 24000 or 48000 Hz")
+        if o.frame_size_ms and o.frame_size_ms not in OPUS_FRAME_MS:
+            raise bad("output.frame_size_ms", f"Opus frames are {OPUS_FRAME_MS} ms")
+    elif o.codec == "pcm" and o.sample_rate not in AUDIO_RATES:
+        raise bad("output.sample_rate", f"must be one of {AUDIO_RATES}")
+    if o.frame_size_ms < 0:
+        raise bad("output.frame_size_ms", "must be >= 0")
+    if (o.limit_period_s > 0) != (o.limit_max_frames > 0):
+        raise bad("output.limit_max_frames", "limit_period_s and limit_max_frames go together")
+    if o.limit_period_s and not o.frame_size_ms:
+        raise bad("output.frame_size_ms", "limit_config only takes effect with frame_size_ms")
+    for k in ("speech_rate", "loudness_rate"):
+        if not -50 <= getattr(o, k) <= 100:
+            raise bad(f"output.{k}", "must be -50..100")
+    if o.enable_ans and o.enable_pdns:
+        raise bad("output.enable_pdns", "enable_ans and enable_pdns exclude each other")
+    if a.playback_prefill_ms < 0 or a.playback_max_s <= 0:
+        raise bad("audio.playback_max_s", "buffer sizes must be positive")
+    for k in ("source", "sink"):
+        v = getattr(a, k)
+        if v and not v.startswith("file:"):
+            raise bad(f"audio.{k}", "only file:PATH devices are supported by this build")
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "cloud": CloudConfig,
+    "turn": TurnConfig,
+    "input": InputConfig,
+    "output": OutputConfig,
+    "audio": AudioConfig,
+}
+
+
+def parse_config(data: Mapping[str, Any]) -> Config:
+    """Build a validated :class:`Config` from a parsed TOML mapping.
+
+    Raises:
+        ConfigError: naming the first unknown key or bad value.
+    """
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        cls = _SECTIONS.get(name)
+        if cls is None:
+            raise ConfigError(f"unknown section (known: {', '.join(_SECTIONS)})", key=name)
+        kwargs[name] = _section(cls, value, name)
+    cfg = Config(**kwargs)
+    _validate(cfg)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read and validate a TOML config file; ``overrides`` maps dotted keys to values.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, is not TOML, or has a bad key/value.
+    """
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p} is not valid TOML: {exc}") from None
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        data.setdefault(section, {})[key] = value
+    return parse_config(data)
+
+
+def read_token(cfg: CloudConfig, env: Mapping[str, str] | None = None) -> str:
+    """The API token from ``COZE_API_TOKEN`` or ``cloud.token_file``.
+
+    Raises:
+        ConfigError: no token is available, or the token file cannot be read.
+    """
+    env = os.environ if env is None else env
+    token = env.get("COZE_API_TOKEN", "").strip()
+    if token:
+        return token
+    if cfg.token_file:
+        try:
+            token = Path(cfg.token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read token file: {exc.strerror}", key="cloud.token_file"
+            ) from None
+        if token:
+            return token
+        raise ConfigError("token file is empty", key="cloud.token_file")
+    raise ConfigError("no API token: set COZE_API_TOKEN or cloud.token_file")
