@@ -18,9 +18,11 @@ wire codec uses in each direction. An event type missing from the table decodes 
 from __future__ import annotations
 
 import base64
+import binascii
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from ..errors import RemoteProtocolError
 from .objects import Chat, ChatUpdateData, Message, ToolOutput
 from .schema import spec_field
 
@@ -264,6 +266,16 @@ class ConversationAudioDelta(_MessageEvent):
     def audio(self) -> bytes:
         """The decoded audio bytes of this delta (decodes base64 on each call)."""
         return base64.b64decode(self.message.content or "")
+
+    def _check(self, path: str) -> None:
+        # Validate while decoding, so bad audio surfaces as RemoteProtocolError at the boundary
+        # instead of a binascii.Error wherever ``audio`` is first read (spec 1.5, 8.13).
+        try:
+            base64.b64decode(self.message.content or "", validate=True)
+        except (binascii.Error, ValueError):
+            raise RemoteProtocolError(
+                "is not valid base64 (standard alphabet, padded)", path=f"{path}.content"
+            ) from None
 
     def __repr__(self) -> str:  # never print audio
         m = self.message

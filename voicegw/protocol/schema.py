@@ -192,7 +192,9 @@ def _build(tp: Any) -> tuple[_Decoder, _Encoder]:
 
         def dec_int(v: Any, p: str) -> int:
             if type(v) is not int:
-                if type(v) is float and v.is_integer():
+                # 4000.0 is an integer; 1e19 (a number too large for JSON's int64) is not, and
+                # accepting it would make the event impossible to encode again.
+                if type(v) is float and v.is_integer() and -(2**63) <= v < 2**63:
                     return int(v)
                 raise _fail(p, f"expected an integer, got {_type_name(v)}")
             return v

@@ -124,7 +124,11 @@ def _decode_envelope(
     name = cls.data_field
     if name is not None:
         inner = decode_object(_resolve(cls, name), data, "data")
-        return cls(id=event_id, detail=detail, envelope_extra=env_extra, **{name: inner})
+        obj_event = cls(id=event_id, detail=detail, envelope_extra=env_extra, **{name: inner})
+        check = getattr(obj_event, "_check", None)  # rules of the event around its object
+        if check is not None:
+            check("data")
+        return obj_event
     event = decode_object(cls, data, "data")
     return _with_envelope(event, event_id, detail, env_extra)
 
