@@ -14,22 +14,53 @@ Policies (stated, and counted in :class:`PlayoutStats`):
   counted; playback stops (and prefill applies again) when a finished reply drains.
 * **epochs**: :meth:`PlayoutBuffer.flush` empties the buffer at once and starts a new epoch;
   writes tagged with an older epoch are dropped, so late audio of a cancelled reply never plays.
+* **fade on flush**: ``flush(fade_ms=10)`` (5-20 ms) keeps the first ``fade_ms`` of the audio
+  that was at the head and the next :meth:`PlayoutBuffer.read` returns it under a raised-cosine
+  fade-out, padded with silence: a barge-in stops without the click of a hard cut, and is
+  still silent after one device period, because the fade is shortened to fit that read.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .audio import Samples
 
-__all__ = ["Pacer", "PlayoutBuffer", "PlayoutStats"]
+__all__ = ["FADE_MS_RANGE", "Pacer", "PlayoutBuffer", "PlayoutStats"]
+
+#: Allowed fade lengths for :meth:`PlayoutBuffer.flush`, ms (0 means a hard cut).
+FADE_MS_RANGE: Final = (5.0, 20.0)
+
+
+@lru_cache(maxsize=16)
+def _fade_curve(n: int) -> NDArray[np.float32]:
+    """Raised-cosine gains for an ``n``-sample fade-out, strictly decreasing inside (0, 1).
+
+    ``g[i] = (1 + cos(pi * (i + 1) / (n + 1))) / 2``: the half Hann window without its end
+    points, so the first sample is already attenuated and the last is not yet zero.
+    """
+    i = np.arange(1, n + 1, dtype=np.float64)
+    curve = (0.5 + 0.5 * np.cos(np.pi * i / (n + 1))).astype(np.float32)
+    curve.flags.writeable = False
+    return curve
 
 
 @dataclass(slots=True)
 class PlayoutStats:
+    """Counters, in samples unless noted.
+
+    ``flushed`` counts samples dropped by :meth:`PlayoutBuffer.flush` (including the part of a
+    fade that did not fit the read that played it); ``fades`` counts fade-outs played (events)
+    and ``faded`` their samples; ``overflow_dropped`` includes :meth:`PlayoutBuffer.trim`.
+    """
+
     written: int = 0
     played: int = 0
     underrun_samples: int = 0
@@ -37,6 +68,8 @@ class PlayoutStats:
     overflow_dropped: int = 0
     flushed: int = 0
     stale_dropped: int = 0
+    fades: int = 0
+    faded: int = 0
 
 
 class PlayoutBuffer:
@@ -55,6 +88,7 @@ class PlayoutBuffer:
         self._head = 0  # samples already consumed from _chunks[0]
         self._playing = False
         self._reply_done = False
+        self._fade: Samples | None = None  # head audio kept by flush(fade_ms), not yet faded
 
     # ------------------------------------------------------------ state
     @property
@@ -69,8 +103,8 @@ class PlayoutBuffer:
 
     @property
     def idle(self) -> bool:
-        """Nothing is queued or playing."""
-        return not self._playing and self._queued == 0
+        """Nothing is queued, playing or fading out."""
+        return not self._playing and self._queued == 0 and self._fade is None
 
     # ------------------------------------------------------------ producer side
     def write(self, samples: Samples, epoch: int | None = None) -> None:
@@ -102,8 +136,32 @@ class PlayoutBuffer:
         if self._queued:
             self._playing = True
 
-    def flush(self) -> int:
-        """Drop everything queued at once and start a new epoch. Returns the samples dropped."""
+    def flush(self, fade_ms: float = 0.0) -> int:
+        """Drop everything queued and start a new epoch.
+
+        Args:
+            fade_ms: 0 cuts dead. 5-20 ms keeps that much of the audio at the head, if a reply
+                is playing, and the next :meth:`read` returns it faded out (raised cosine) and
+                padded with silence; the fade is shortened to the read's length, so the speaker
+                is silent after one device period. A new flush without a fade cancels a pending
+                one; a flush with nothing queued leaves it.
+
+        Returns:
+            The samples dropped, not counting those kept for the fade.
+
+        Raises:
+            ValueError: ``fade_ms`` is neither 0 nor within :data:`FADE_MS_RANGE`.
+        """
+        lo, hi = FADE_MS_RANGE
+        if fade_ms != 0 and not (math.isfinite(fade_ms) and lo <= fade_ms <= hi):
+            raise ValueError(f"fade_ms must be 0 or {lo:g}-{hi:g} ms, got {fade_ms}")
+        fade_n = max(1, round(fade_ms * self.rate / 1000)) if fade_ms else 0
+        if not fade_n:
+            self._fade = None
+        elif self._playing and self._queued:
+            head = np.empty(min(fade_n, self._queued), dtype=np.int16)
+            self._take_into(head)
+            self._fade = head
         dropped = self._queued
         self._chunks.clear()
         self._queued = 0
@@ -119,8 +177,12 @@ class PlayoutBuffer:
         """Take the next ``n`` samples for the speaker.
 
         Returns ``None`` while nothing should play (not started, or a finished reply drained),
-        otherwise exactly ``n`` samples, padded with silence on underrun.
+        otherwise exactly ``n`` samples, padded with silence on underrun. After
+        ``flush(fade_ms)`` the next read returns the fade-out (at most ``n`` samples of it)
+        followed by silence; queued audio of a new reply starts on the read after that.
         """
+        if self._fade is not None:
+            return self._read_fade(n)
         if not self._playing:
             return None
         out = np.zeros(n, dtype=np.int16)
@@ -135,6 +197,31 @@ class PlayoutBuffer:
                 return out[:got]
             self.stats.underruns += 1
             self.stats.underrun_samples += n - got
+        return out
+
+    def trim(self, count: int) -> int:
+        """Drop up to ``count`` of the oldest queued samples (e.g. for a
+        :class:`~voicegw.limits.LimitEnforcer`); counted in ``overflow_dropped``.
+
+        Returns:
+            The samples dropped.
+        """
+        count = max(0, min(count, self._queued))
+        self._drop_oldest(count)
+        self.stats.overflow_dropped += count
+        return count
+
+    def _read_fade(self, n: int) -> Samples:
+        fade = self._fade
+        assert fade is not None
+        self._fade = None
+        k = min(len(fade), n)
+        out = np.zeros(n, dtype=np.int16)
+        if k:
+            out[:k] = np.rint(fade[:k] * _fade_curve(k))
+        self.stats.flushed += len(fade) - k
+        self.stats.fades += 1
+        self.stats.faded += k
         return out
 
     def _take_into(self, out: Samples) -> int:
