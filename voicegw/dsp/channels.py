@@ -50,9 +50,15 @@ def to_mono(samples: Samples, channel: int | None = None) -> Samples:
         return np.ascontiguousarray(samples[:, channel])
     if ch == 1:
         return np.ascontiguousarray(samples[:, 0])
-    total = samples.sum(axis=1, dtype=np.int32)
-    mono: Samples = np.floor_divide(total, ch).astype(np.int16)
-    return mono
+    # Adding columns is ~4x cheaper per frame than a reduction along axis 1.
+    total = samples[:, 0].astype(np.int32)
+    for i in range(1, ch):
+        total += samples[:, i]
+    if ch == 2:
+        total >>= 1  # floor division by 2
+        mono: Samples = total.astype(np.int16)
+        return mono
+    return np.floor_divide(total, ch).astype(np.int16)
 
 
 def to_channels(samples: Samples, n: int) -> Samples:

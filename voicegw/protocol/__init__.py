@@ -11,11 +11,31 @@ from __future__ import annotations
 from . import events, objects
 from .events import *  # noqa: F403
 from .objects import *  # noqa: F403
+from .session import (
+    ChatState,
+    ConnState,
+    FlushPlayback,
+    InputState,
+    Ready,
+    Received,
+    Session,
+    SessionEvent,
+    TurnMode,
+)
 from .wire import decode_client, decode_server, encode, unknown_fields
 
 __all__ = [
     *events.__all__,
     *objects.__all__,
+    "ChatState",
+    "ConnState",
+    "FlushPlayback",
+    "InputState",
+    "Ready",
+    "Received",
+    "Session",
+    "SessionEvent",
+    "TurnMode",
     "decode_client",
     "decode_server",
     "encode",
