@@ -1,0 +1,443 @@
+"""The emulator's websockets server: handshake, keepalive, and one core per connection.
+
+``wss://ws.coze.cn/v1/chat`` on loopback (spec 1.2-1.8, 2.7), as ``ws://HOST:PORT/v1/chat``:
+
+* **Handshake.** ``bot_id`` is required, and so is a token: the ``Authorization: Bearer TOKEN``
+  header or the ``authorization`` query parameter (``Bearer%20tok`` and ``Bearer+tok``; a raw
+  space cannot appear in an HTTP request line). Either one matching is enough. Refusals are
+  HTTP responses with a JSON body ``{"code", "msg", "detail": {"logid"}}`` and an
+  ``X-Tt-Logid`` header (spec 1.4; status-to-code mapping of [JS] ``error.ts``):
+
+  ==========================  ======  ====  ==============================================
+  problem                     status  code  msg
+  ==========================  ======  ====  ==============================================
+  path other than /v1/chat    404     4200  ``"not found"``
+  missing or wrong token      401     4100  ``"authentication is invalid"``
+  missing ``bot_id``          400     4000  ``"missing required parameter: bot_id"``
+  unknown ``bot_id``          404     4200  ``"bot not found: ID"``
+  ==========================  ======  ====  ==============================================
+
+  A ``bot_id`` is known when it is in the ``bot_ids`` the emulator was given or, without that
+  list, when it is a numeric string as real agent ids are (INFERRED). The checks run in the
+  order of the table. The 101 response carries ``X-Tt-Logid`` too, equal to every event's
+  ``detail.logid`` on that connection.
+* **Frames.** ``compression=None`` (environment.md 4f) and frames up to 2 MiB: appends under
+  about 1 MiB of audio must never be refused (spec 2.5.5).
+* **Keepalive.** The service pings every 15 s and closes after 4 missed pongs (spec 1.8).
+  websockets 17 keeps at most one ping outstanding: it pings ``ping_interval`` after the last
+  pong and fails the connection (close code 1011) if that ping's pong does not come within
+  ``ping_timeout``. The emulator sets ``ping_timeout = missed_pongs * ping_interval``: a client
+  that stops answering is dropped after the same 60 s of silence the service allows, though
+  websockets sends one ping in that time where the service sends four.
+* **Concurrency.** Per connection one task reads (and feeds the core) and one task writes
+  (sends the core's frames at their absolute deadlines on the loop's monotonic clock, waking
+  early when new input arrives). The core runs in a worker thread (:func:`asyncio.to_thread`)
+  so that bot synthesis (espeak-ng, MP3/Opus encoding) never stalls the loop; an
+  :class:`asyncio.Lock` keeps the reader's and writer's use of the core apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import logging
+import random
+import secrets
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from types import TracebackType
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from .bots import Bot, bot_factory
+from .chat import ChatConnection
+from .ids import IdFactory
+from .turns import DEFAULT_TIMING, Timing
+from .vad import DEFAULT_THRESHOLD_DBFS
+
+__all__ = [
+    "MAX_FRAME_BYTES",
+    "ConnectionRecord",
+    "Emulator",
+    "add_arguments",
+    "run_from_args",
+    "serve_forever",
+]
+
+log = logging.getLogger(__name__)
+
+#: Largest client frame accepted.
+MAX_FRAME_BYTES = 2 * 1024 * 1024
+CHAT_PATH = "/v1/chat"
+
+
+@dataclass(slots=True)
+class ConnectionRecord:
+    """What one connection received and sent, for tests (event types only, bounded)."""
+
+    logid: str
+    bot_id: str
+    #: Event types the client sent, oldest first (bounded).
+    received_types: deque[str]
+    #: Event types the emulator sent, oldest first (bounded).
+    sent_types: deque[str]
+    open: bool = True
+    close_code: int | None = None
+    #: Set when the connection has ended.
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(slots=True)
+class _Accepted:
+    logid: str
+    bot_id: str
+
+
+@dataclass(slots=True)
+class _Handshake:
+    ids: IdFactory
+    accepted: dict[ServerConnection, _Accepted] = field(default_factory=dict)
+
+
+def _query_token(value: str) -> str | None:
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class Emulator:
+    """A running emulator, as an async context manager::
+
+        async with Emulator(token="secret", bot="echo") as emu:
+            url = f"{emu.url}/v1/chat?bot_id=7000000000000000001"
+
+    Args:
+        host: interface to bind (loopback by default).
+        port: TCP port; 0 picks a free one (read :attr:`port` after start).
+        token: the access token clients must present (required, non-empty).
+        bot: ``echo``, ``tone``, ``espeak`` or ``script:PATH`` (see :mod:`.bots`).
+        bot_ids: known agent ids; ``None`` accepts any numeric id.
+        ping_interval: seconds between keepalive pings; ``None`` disables them.
+        missed_pongs: unanswered pings tolerated (see the module docstring).
+        close_timeout: seconds to wait for a client's closing handshake before dropping TCP.
+        timing: the emulated agent's latencies.
+        vad_threshold_dbfs: the energy VAD's speech level.
+        keep_records: how many :class:`ConnectionRecord` to keep.
+        wall_clock: Unix time, for wall-time fields only.
+        seed: seed for ids, for reproducible runs.
+
+    Raises:
+        ValueError: empty token.
+        voicegw.errors.ConfigError: unknown bot or bad script file.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        token: str,
+        bot: str = "echo",
+        bot_ids: Collection[str] | None = None,
+        ping_interval: float | None = 15.0,
+        missed_pongs: int = 4,
+        close_timeout: float = 10.0,
+        timing: Timing = DEFAULT_TIMING,
+        vad_threshold_dbfs: float = DEFAULT_THRESHOLD_DBFS,
+        keep_records: int = 100,
+        wall_clock: Callable[[], float] = time.time,
+        seed: int | None = None,
+    ) -> None:
+        if not token:
+            raise ValueError("the emulator always requires a token")
+        self.host = host
+        self._requested_port = port
+        self.token = token
+        self.bot = bot
+        self._make_bot: Callable[[], Bot] = bot_factory(bot)
+        self.bot_ids = frozenset(bot_ids) if bot_ids is not None else None
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_interval * missed_pongs if ping_interval else None
+        self.close_timeout = close_timeout
+        self.timing = timing
+        self.vad_threshold_dbfs = vad_threshold_dbfs
+        self._wall = wall_clock
+        self._rng = random.Random(seed)
+        self._hs = _Handshake(IdFactory(self._rng, lambda: int(wall_clock() * 1000)))
+        #: One record per connection, oldest dropped first.
+        self.connections: deque[ConnectionRecord] = deque(maxlen=keep_records)
+        self._server: Server | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """``ws://HOST:PORT`` (append ``/v1/chat?bot_id=...``)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}"
+
+    async def start(self) -> None:
+        """Bind and start accepting connections."""
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self._requested_port,
+            compression=None,
+            max_size=MAX_FRAME_BYTES,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            close_timeout=self.close_timeout,
+            process_request=self._process_request,
+            process_response=self._process_response,
+            server_header="voicegw-emulator",
+        )
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        log.info("emulator listening on %s (bot %s)", self.url, self.bot)
+
+    async def close(self) -> None:
+        """Stop accepting, close every connection and wait for them to finish."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ handshake
+
+    def _refuse(self, status: int, code: int, msg: str, logid: str) -> Response:
+        body = orjson.dumps({"code": code, "msg": msg, "detail": {"logid": logid}})
+        headers = Headers()
+        headers["Content-Type"] = "application/json"
+        headers["Content-Length"] = str(len(body))
+        headers["X-Tt-Logid"] = logid
+        reasons = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}
+        return Response(status, reasons[status], headers, body)
+
+    def _authorized(self, request: Request, query: dict[str, str]) -> bool:
+        offered = []
+        header = request.headers.get("Authorization")
+        if header is not None:
+            offered.append(_query_token(header))
+        if "authorization" in query:
+            offered.append(_query_token(query["authorization"]))
+        want = self.token.encode()
+        return any(t is not None and hmac.compare_digest(t.encode(), want) for t in offered)
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        logid = self._hs.ids.logid()
+        parts = urlsplit(request.path)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if parts.path != CHAT_PATH:
+            return self._refuse(404, 4200, "not found", logid)
+        if not self._authorized(request, query):
+            log.info("refused a connection: authentication is invalid (logid %s)", logid)
+            return self._refuse(401, 4100, "authentication is invalid", logid)
+        bot_id = query.get("bot_id", "")
+        if not bot_id:
+            return self._refuse(400, 4000, "missing required parameter: bot_id", logid)
+        known = bot_id in self.bot_ids if self.bot_ids is not None else bot_id.isdigit()
+        if not known:
+            return self._refuse(404, 4200, f"bot not found: {bot_id}", logid)
+        self._hs.accepted[connection] = _Accepted(logid, bot_id)
+        return None
+
+    def _process_response(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> Response | None:
+        accepted = self._hs.accepted.get(connection)
+        if accepted is not None:
+            if response.status_code != 101:  # websockets refused the upgrade itself
+                del self._hs.accepted[connection]
+            response.headers["X-Tt-Logid"] = accepted.logid
+        return None
+
+    # ------------------------------------------------------------------ connections
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        accepted = self._hs.accepted.pop(ws)
+        loop = asyncio.get_running_loop()
+        core = ChatConnection(
+            self._make_bot(),
+            now=loop.time(),
+            bot_id=accepted.bot_id,
+            wall_clock=self._wall,
+            rng=random.Random(self._rng.getrandbits(64)),
+            timing=self.timing,
+            vad_threshold_dbfs=self.vad_threshold_dbfs,
+            logid=accepted.logid,
+        )
+        record = ConnectionRecord(core.logid, accepted.bot_id, core.received, core.sent)
+        self.connections.append(record)
+        log.info("connection open (logid %s, bot_id %s)", core.logid, accepted.bot_id)
+        lock = asyncio.Lock()
+        wake = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                writer = tg.create_task(self._write(ws, core, lock, wake))
+                try:
+                    await self._read(ws, core, lock, wake)
+                finally:
+                    writer.cancel()
+        finally:
+            record.open = False
+            record.close_code = ws.close_code
+            record.closed.set()
+            log.info("connection closed (logid %s, code %s)", core.logid, ws.close_code)
+
+    async def _read(
+        self, ws: ServerConnection, core: ChatConnection, lock: asyncio.Lock, wake: asyncio.Event
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(ConnectionClosed):
+            async for frame in ws:
+                now = loop.time()
+                async with lock:
+                    await asyncio.to_thread(core.receive, frame, now)
+                wake.set()
+
+    async def _write(
+        self, ws: ServerConnection, core: ChatConnection, lock: asyncio.Lock, wake: asyncio.Event
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                wake.clear()
+                async with lock:
+                    frames = core.due(loop.time())
+                    deadline = core.next_deadline()
+                for text in frames:
+                    await ws.send(text)
+                if frames:
+                    continue
+                if deadline is None:
+                    await wake.wait()
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(deadline):
+                        await wake.wait()
+
+
+async def serve_forever(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    token: str | None = None,
+    bot: str = "echo",
+    ping_interval: float | None = 15.0,
+    missed_pongs: int = 4,
+    vad_threshold_dbfs: float = DEFAULT_THRESHOLD_DBFS,
+    out: Callable[[str], None] | None = None,
+) -> int:
+    """Run an emulator until SIGINT or SIGTERM; returns the exit status (0).
+
+    The first line written is ``listening on ws://HOST:PORT``. Without ``token`` a random one
+    is generated and written on the second line as ``token: TOKEN`` (a token is always
+    required). Lines go to ``out`` (default: stdout, flushed).
+    """
+    emit = out or (lambda line: print(line, flush=True))
+    generated = token is None
+    token = token or secrets.token_urlsafe(24)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        async with Emulator(
+            host,
+            port,
+            token=token,
+            bot=bot,
+            ping_interval=ping_interval,
+            missed_pongs=missed_pongs,
+            vad_threshold_dbfs=vad_threshold_dbfs,
+        ) as emu:
+            emit(f"listening on {emu.url}")
+            if generated:
+                emit(f"token: {token}")
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the emulator's options to ``parser`` (the ``voicegw emulator`` subcommand)."""
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="TCP port; 0 picks a free one")
+    parser.add_argument(
+        "--token", default=None, help="token clients must present (default: generate and print one)"
+    )
+    parser.add_argument(
+        "--bot", default="echo", help="echo, tone, espeak or script:PATH (default echo)"
+    )
+    parser.add_argument(
+        "--ping-interval",
+        type=float,
+        default=15.0,
+        help="seconds between keepalive pings; 0 disables (default 15)",
+    )
+    parser.add_argument(
+        "--missed-pongs",
+        type=int,
+        default=4,
+        help="unanswered pings before the connection is closed (default 4)",
+    )
+    parser.add_argument(
+        "--vad-threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD_DBFS,
+        help="server VAD speech level in dBFS (default -45)",
+    )
+
+
+async def run_from_args(ns: argparse.Namespace) -> int:
+    """Run the emulator with options parsed by :func:`add_arguments`; returns the exit status."""
+    return await serve_forever(
+        ns.host,
+        ns.port,
+        token=ns.token,
+        bot=ns.bot,
+        ping_interval=ns.ping_interval or None,
+        missed_pongs=ns.missed_pongs,
+        vad_threshold_dbfs=ns.vad_threshold,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m voicegw.emulator``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m voicegw.emulator",
+        description="Local emulator of Coze's /v1/chat WebSocket.",
+    )
+    add_arguments(parser)
+    parser.add_argument(
+        "--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+    )
+    ns = parser.parse_args(argv)
+    logging.basicConfig(
+        level=ns.log_level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    return asyncio.run(run_from_args(ns))
