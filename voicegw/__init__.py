@@ -1,4 +1,4 @@
-"""voicegw: a realtime voice gateway between a device's microphone and speaker and Coze's voice APIs."""
+"""voicegw: a realtime voice gateway between a device's microphone and speaker and Coze."""
 
 from __future__ import annotations
 

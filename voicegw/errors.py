@@ -57,7 +57,7 @@ class CodecError(VoiceGatewayError):
     """Audio could not be encoded or decoded."""
 
 
-class UnsupportedCodec(CodecError):  # noqa: N818 - name mirrors the registry's vocabulary
+class UnsupportedCodec(CodecError):
     """Unknown codec name, or a rate / depth / channel count the codec cannot do."""
 
 

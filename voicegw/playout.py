@@ -102,6 +102,11 @@ class PlayoutBuffer:
         return self._playing
 
     @property
+    def reply_done(self) -> bool:
+        """The current reply's last audio has been written (:meth:`end_of_reply`)."""
+        return self._reply_done
+
+    @property
     def idle(self) -> bool:
         """Nothing is queued, playing or fading out."""
         return not self._playing and self._queued == 0 and self._fade is None

@@ -1,0 +1,470 @@
+"""The gateway: one connection's worth of microphone -> Coze -> speaker, in one TaskGroup.
+
+Three long-lived tasks, one owner per resource:
+
+* ``read``  owns ``ws.recv()``: frames go into the sans-I/O session; what the session says
+  (ready, flush, reply audio, transcripts, tool calls, errors) is acted on here;
+* ``mic``   owns the audio source: frames go through the uplink chain into the session;
+* ``play``  owns the audio sink: it pulls from the playout buffer on an absolute timeline.
+
+Frames the session wants sent are written right after each input, in order, by whichever task
+fed the session (websockets writes each frame whole, so order is kept). Nothing here decides
+protocol rules: the session does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from .audio import Samples
+from .chains import Downlink, Uplink
+from .clock import Clock, SystemClock
+from .config import Config
+from .errors import CloudError, LocalProtocolError, RemoteProtocolError
+from .io.cloud import FrameObserver, open_chat
+from .playout import Pacer, PlayoutBuffer
+from .protocol.events import (
+    ConversationAudioCompleted,
+    ConversationAudioDelta,
+    ConversationAudioTranscriptCompleted,
+    ConversationChatCanceled,
+    ConversationChatCompleted,
+    ConversationChatCreated,
+    ConversationChatFailed,
+    ConversationMessageCompleted,
+)
+from .protocol.objects import ToolOutput
+from .protocol.session import (
+    ConnState,
+    FlushPlayback,
+    Notice,
+    Ready,
+    Received,
+    ServerError,
+    Session,
+    ToolCallsRequested,
+    TurnMode,
+)
+
+__all__ = ["AudioSink", "AudioSource", "Gateway", "RunReport", "TurnReport"]
+
+log = logging.getLogger(__name__)
+
+#: Speech above this RMS (dBFS) marks "the user is talking" for latency marks only.
+_SPEECH_DBFS = -45.0
+_PLAY_PERIOD_S = 0.02
+#: VAD modes: quiet time after the mic ends before the run is considered over.
+_SETTLE_S = 1.0
+
+
+class AudioSource(Protocol):
+    """A microphone: fixed-size int16 frames on the device's own clock."""
+
+    rate: int
+    channels: int
+
+    def frames(self) -> AsyncIterator[Samples]: ...
+
+
+class AudioSink(Protocol):
+    """A speaker: mono int16 at ``rate``."""
+
+    rate: int
+
+    def write(self, samples: Samples) -> None: ...
+
+
+@dataclass
+class TurnReport:
+    """What one user turn produced, with monotonic timestamps (seconds)."""
+
+    chat_id: str = ""
+    transcript: str = ""
+    reply_text: str = ""
+    status: str = ""
+    speech_end: float | None = None
+    first_delta: float | None = None
+    first_play: float | None = None
+    reply_samples: int = 0
+
+    @property
+    def reply_latency_ms(self) -> float | None:
+        """End of user speech -> first reply audio received."""
+        if self.speech_end is None or self.first_delta is None:
+            return None
+        return (self.first_delta - self.speech_end) * 1000
+
+    @property
+    def play_latency_ms(self) -> float | None:
+        """End of user speech -> first reply audio written to the speaker."""
+        if self.speech_end is None or self.first_play is None:
+            return None
+        return (self.first_play - self.speech_end) * 1000
+
+
+@dataclass
+class RunReport:
+    turns: list[TurnReport] = field(default_factory=list)
+    logid: str = ""
+    conversation_id: str = ""
+    dropped_mic_frames: int = 0
+    underruns: int = 0
+    flushes: int = 0
+
+
+class _Stop(Exception):
+    """Raised inside the TaskGroup to end the run cleanly."""
+
+
+class Gateway:
+    """Runs one session against ``/v1/chat`` with the given devices.
+
+    Args:
+        config: the loaded configuration.
+        token: the API token (kept in memory only, never logged).
+        source: the microphone; when it ends, the run ends after the last reply has played.
+        sink: the speaker.
+        clock: monotonic clock (injectable for tests).
+        observer: optional callback for every frame sent (">") and received ("<").
+        hold_to_talk: push-to-talk mode only: hold the button for the whole source.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        token: str,
+        *,
+        source: AudioSource,
+        sink: AudioSink,
+        clock: Clock | None = None,
+        observer: FrameObserver | None = None,
+        hold_to_talk: bool = True,
+        reply_timeout_s: float = 20.0,
+    ) -> None:
+        self.config = config
+        self._token = token
+        self.source = source
+        self.sink = sink
+        self.clock = clock or SystemClock()
+        self.observer = observer
+        self.hold_to_talk = hold_to_talk
+        self.reply_timeout_s = reply_timeout_s
+        out = config.output
+        self.playout = PlayoutBuffer(
+            sink.rate,
+            max_s=config.audio.playback_max_s,
+            prefill_ms=config.audio.playback_prefill_ms,
+        )
+        opts: dict[str, object] = {}
+        if out.codec == "opus":
+            opts["frame_size_ms"] = out.frame_size_ms or 10.0
+        self.downlink = Downlink(codec=out.codec, rate=out.sample_rate, sink_rate=sink.rate, **opts)
+        self.uplink = Uplink(
+            device_rate=source.rate,
+            device_channels=source.channels,
+            codec=config.input.codec,
+            rate=config.input.sample_rate,
+            frame_ms=config.input.frame_ms,
+        )
+        self.session = Session(config.chat_update())
+        self.report = RunReport()
+        self._ws: ClientConnection | None = None
+        self._ready = asyncio.Event()
+        self._audio_ready = asyncio.Event()
+        self._mic_done = asyncio.Event()
+        self._turn: TurnReport | None = None
+        # The turn whose reply is in the playout buffer (outlives _turn until played).
+        self._audio_turn: TurnReport | None = None
+        self._last_speech: float | None = None
+        self._last_activity = 0.0
+        self._realtime = config.audio.realtime
+
+    # ------------------------------------------------------------ public
+    async def run(self) -> RunReport:
+        """Connect, run until the source ends and the last reply has played, then close.
+
+        Raises:
+            CloudError: the connection was refused or a fatal service error arrived.
+        """
+        async with open_chat(self.config.cloud, self._token) as ws:
+            self._ws = ws
+            self._last_activity = self.clock.now()
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._read_loop(ws))
+                    tg.create_task(self._mic_loop())
+                    tg.create_task(self._play_loop())
+                    tg.create_task(self._watch_done())
+            except* _Stop:
+                pass
+            finally:
+                self._ws = None
+        self.report.logid = self.session.logid or ""
+        self.report.conversation_id = self.session.conversation_id or ""
+        self.report.underruns = self.playout.stats.underruns
+        return self.report
+
+    # ------------------------------------------------------------ sending
+    async def _pump(self) -> None:
+        ws = self._ws
+        if ws is None:
+            return
+        for frame in self.session.data_to_send():
+            if self.observer is not None:
+                self.observer(">", frame)
+            await ws.send(frame)
+
+    # ------------------------------------------------------------ tasks
+    async def _read_loop(self, ws: ClientConnection) -> None:
+        try:
+            async for frame in ws:
+                now = self.clock.now()
+                self._last_activity = now
+                if self.observer is not None:
+                    self.observer("<", frame if isinstance(frame, str) else frame.decode())
+                try:
+                    self.session.receive_text(frame, now)
+                except RemoteProtocolError as exc:
+                    log.warning("ignored a malformed frame from the service: %s", exc)
+                    continue
+                self._handle_events(now)
+                await self._pump()
+        except ConnectionClosed as exc:
+            self.session.connection_lost(self.clock.now())
+            self._handle_events(self.clock.now())
+            if not self._mic_done.is_set() or self._turn is not None:
+                raise CloudError(f"the service closed the connection: {exc}") from None
+        raise _Stop
+
+    async def _mic_loop(self) -> None:
+        try:
+            await asyncio.wait_for(self._ready.wait(), self.config.cloud.connect_timeout_s)
+        except TimeoutError:
+            raise CloudError(
+                "the service did not confirm the session configuration (chat.updated) in "
+                f"{self.config.cloud.connect_timeout_s:g} s"
+            ) from None
+        ptt = self.session.turn_mode is TurnMode.PUSH_TO_TALK
+        if ptt and self.hold_to_talk:
+            self._press()
+            await self._pump()
+        async for frame in self.source.frames():
+            now = self.clock.now()
+            if _is_speech(frame):
+                self._last_speech = now
+            for payload in self.uplink.process(frame):
+                try:
+                    self.session.send_audio(payload, now)
+                except LocalProtocolError:
+                    self.report.dropped_mic_frames += 1
+            await self._pump()
+        if not ptt:
+            await self._silence_tail()
+        now = self.clock.now()
+        if ptt and self.hold_to_talk and self.session.conn_state is ConnState.READY:
+            self._turn = TurnReport(speech_end=self._last_speech or now)
+            self.session.release(now)
+            await self._pump()
+        self._mic_done.set()
+        self._last_activity = now
+
+    async def _silence_tail(self) -> None:
+        """After the source ends in a VAD mode, the microphone goes quiet rather than away.
+
+        Digital silence long enough for the server's end-of-turn rule is sent, paced like the
+        source, so an utterance that runs to the end of a file still ends as a turn.
+        """
+        turn = self.config.turn
+        tail_ms = (
+            max(
+                turn.silence_duration_ms,
+                turn.silence_threshold_ms + turn.semantic_unfinished_wait_time_ms,
+            )
+            + 300
+        )
+        shape: tuple[int, ...] = (round(self.source.rate * _PLAY_PERIOD_S),)
+        if self.source.channels > 1:
+            shape = (*shape, self.source.channels)
+        silence = np.zeros(shape, dtype=np.int16)
+        start = self.clock.now()
+        for i in range(math.ceil(tail_ms / 1000 / _PLAY_PERIOD_S)):
+            if self._realtime:
+                delay = start + (i + 1) * _PLAY_PERIOD_S - self.clock.now()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            now = self.clock.now()
+            for payload in self.uplink.process(silence):
+                try:
+                    self.session.send_audio(payload, now)
+                except LocalProtocolError:
+                    self.report.dropped_mic_frames += 1
+            await self._pump()
+
+    async def _play_loop(self) -> None:
+        n = round(self.sink.rate * _PLAY_PERIOD_S)
+        if not self._realtime:
+            await self._play_unpaced(n)
+            return
+        pacer = Pacer(_PLAY_PERIOD_S, self.clock.now())
+        while True:
+            if self.playout.idle:
+                self._audio_ready.clear()
+                await self._audio_ready.wait()
+                pacer.restart(self.clock.now())
+            delay = pacer.next_deadline() - self.clock.now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            for _ in range(pacer.due(self.clock.now())):
+                chunk = self.playout.read(n)
+                if chunk is None:
+                    break
+                self._played(chunk)
+
+    async def _play_unpaced(self, n: int) -> None:
+        """A sink with no clock (a file written as fast as possible): play what has arrived.
+
+        Unlike a speaker, such a sink never starves, so a short buffer is not an underrun:
+        wait for more audio (or the end of the reply) instead of padding silence.
+        """
+        pb = self.playout
+        while True:
+            fading = not pb.idle and not pb.playing and pb.queued == 0
+            ready = pb.playing and (pb.queued >= n or pb.reply_done)
+            if not (fading or ready):
+                self._audio_ready.clear()
+                await self._audio_ready.wait()
+                continue
+            chunk = pb.read(n)
+            if chunk is not None:
+                self._played(chunk)
+            await asyncio.sleep(0)
+
+    def _played(self, chunk: Samples) -> None:
+        self.sink.write(chunk)
+        turn = self._audio_turn
+        if turn is not None:
+            if turn.first_play is None and np.any(chunk):
+                turn.first_play = self.clock.now()
+            turn.reply_samples += len(chunk)
+
+    async def _watch_done(self) -> None:
+        """End the run once the mic is done and nothing is pending, playing or still coming.
+
+        In VAD modes the server may still be deciding about the last audio when the mic ends,
+        so the run also waits for ``_SETTLE_S`` without any frame from the service.
+        """
+        await self._mic_done.wait()
+        settle = 0.0 if self.session.turn_mode is TurnMode.PUSH_TO_TALK else _SETTLE_S
+        while True:
+            await asyncio.sleep(0.05)
+            now = self.clock.now()
+            quiet = now - self._last_activity
+            busy = self._turn is not None or not self.playout.idle
+            if not busy and quiet >= settle:
+                raise _Stop
+            if quiet > self.reply_timeout_s:
+                log.warning("no reply within %.0f s; giving up on this turn", self.reply_timeout_s)
+                if self._turn is not None:
+                    self._turn.status = "timeout"
+                    self.report.turns.append(self._turn)
+                    self._turn = None
+                raise _Stop
+
+    # ------------------------------------------------------------ session events
+    def _press(self) -> None:
+        now = self.clock.now()
+        self.session.press(now)
+        self._handle_events(now)
+
+    def _handle_events(self, now: float) -> None:
+        for ev in self.session.events_received():
+            if isinstance(ev, Ready):
+                self._ready.set()
+            elif isinstance(ev, FlushPlayback):
+                self.report.flushes += 1
+                self.playout.flush(fade_ms=10)
+                self._audio_ready.set()
+                self.downlink.reset()
+            elif isinstance(ev, Received):
+                self._on_server_event(ev, now)
+            elif isinstance(ev, ToolCallsRequested):
+                outputs = [
+                    ToolOutput(
+                        tool_call_id=tc.id,
+                        output='{"error":"no tool handlers are configured on this device"}',
+                    )
+                    for tc in ev.tool_calls
+                ]
+                self.session.submit_tool_outputs(ev.chat_id, outputs, now)
+            elif isinstance(ev, ServerError):
+                log.error("service error %s: %s", ev.code, ev.msg)
+                if ev.fatal:
+                    raise CloudError(
+                        f"service error {ev.code}: {ev.msg}", code=ev.code, retryable=False
+                    )
+            elif isinstance(ev, Notice):
+                log.info("%s", ev.message)
+
+    def _on_server_event(self, ev: Received, now: float) -> None:
+        event = ev.event
+        if isinstance(event, ConversationAudioDelta):
+            turn = self._current_turn(now)
+            if turn.first_delta is None:
+                turn.first_delta = now
+            self._audio_turn = turn
+            samples = self.downlink.decode(event.audio)
+            if len(samples):
+                self.playout.write(samples)
+                self._audio_ready.set()
+        elif isinstance(event, ConversationAudioCompleted):
+            if self.session.is_cancelled(event.message.chat_id):
+                return
+            tail = self.downlink.drain()
+            if len(tail):
+                self.playout.write(tail)
+            self.playout.end_of_reply()
+            self._audio_ready.set()
+        elif isinstance(event, ConversationAudioTranscriptCompleted):
+            self._current_turn(now).transcript = event.content
+            if not event.content and self.session.turn_mode is TurnMode.PUSH_TO_TALK:
+                self._finish_turn("empty")
+        elif isinstance(event, ConversationChatCreated):
+            self._current_turn(now).chat_id = event.chat.id
+        elif isinstance(event, ConversationMessageCompleted):
+            msg = event.message
+            if msg.role == "assistant" and msg.type == "answer" and msg.content_type == "text":
+                self._current_turn(now).reply_text = msg.content or ""
+        elif isinstance(event, ConversationChatCompleted):
+            self._finish_turn("completed")
+        elif isinstance(event, ConversationChatFailed):
+            self._finish_turn("failed")
+        elif isinstance(event, ConversationChatCanceled):
+            self._finish_turn("canceled")
+
+    def _current_turn(self, now: float) -> TurnReport:
+        if self._turn is None:
+            # A VAD turn: the server decided when speech ended; the device's own mark is the
+            # last frame it heard speech in.
+            self._turn = TurnReport(speech_end=self._last_speech or now)
+        return self._turn
+
+    def _finish_turn(self, status: str) -> None:
+        if self._turn is not None:
+            self._turn.status = status
+            self.report.turns.append(self._turn)
+            self._turn = None
+
+
+def _is_speech(frame: Samples) -> bool:
+    x = frame.astype(np.float32)
+    rms = math.sqrt(float(np.mean(x * x))) if len(x) else 0.0
+    return rms > 0 and 20 * math.log10(rms / 32768.0) > _SPEECH_DBFS

@@ -1,0 +1,93 @@
+"""The websockets adapter for ``/v1/chat``.
+
+It opens the connection (token in the ``Authorization`` header, never in logs), converts
+websockets' exceptions into :class:`CloudError` at this boundary, and moves text frames between
+the socket and a sans-I/O :class:`~voicegw.protocol.session.Session`. One task owns ``recv``.
+Audio sockets use ``compression=None``: deflate saves ~25 % on base64 PCM but halves throughput
+(environment.md 4f).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlencode
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+
+from ..config import CloudConfig
+from ..errors import CloudError
+
+__all__ = ["MAX_FRAME_BYTES", "FrameObserver", "chat_url", "open_chat"]
+
+log = logging.getLogger(__name__)
+
+#: Largest inbound frame accepted. Real deltas are ~20 KB (spec 2.5.5); 1 MiB leaves room.
+MAX_FRAME_BYTES = 1 << 20
+
+#: Called with (direction ">" or "<", frame text) for every frame; used by the demo timeline.
+FrameObserver = Callable[[str, str], None]
+
+_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_STATUS_CODES = {400: 4000, 401: 4100, 403: 4101, 404: 4200, 429: 4013}
+
+
+def chat_url(cfg: CloudConfig) -> str:
+    """The full ``/v1/chat`` URL with its query parameters (spec 1.2). No token in it."""
+    query = {"bot_id": cfg.bot_id}
+    if cfg.workflow_id:
+        query["workflow_id"] = cfg.workflow_id
+    if cfg.device_id:
+        query["device_id"] = str(cfg.device_id)
+    return f"{cfg.chat_url}?{urlencode(query)}"
+
+
+@contextlib.asynccontextmanager
+async def open_chat(
+    cfg: CloudConfig, token: str, *, user_agent: str = "voicegw"
+) -> AsyncIterator[ClientConnection]:
+    """Connect to ``/v1/chat``; the connection closes when the block exits.
+
+    Raises:
+        CloudError: the upgrade was refused (``code`` is the Coze code mapped from the HTTP
+            status, ``retryable`` says whether reconnecting may help) or the network failed.
+    """
+    url = chat_url(cfg)
+    try:
+        ws = await connect(
+            url,
+            additional_headers={"Authorization": f"Bearer {token}"},
+            user_agent_header=user_agent,
+            compression=None,
+            max_size=MAX_FRAME_BYTES,
+            ping_interval=cfg.ping_interval_s,
+            ping_timeout=cfg.ping_interval_s,
+            open_timeout=cfg.connect_timeout_s,
+            close_timeout=2.0,
+        )
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        logid = exc.response.headers.get("X-Tt-Logid", "")
+        raise CloudError(
+            f"the service refused the connection: HTTP {status}"
+            + (f" (logid {logid})" if logid else ""),
+            code=_STATUS_CODES.get(status, status),
+            retryable=status in _RETRYABLE_STATUS,
+            logid=logid,
+        ) from None
+    except InvalidURI as exc:
+        raise CloudError(f"bad service URL: {exc}", retryable=False) from None
+    except (OSError, TimeoutError, InvalidHandshake) as exc:
+        raise CloudError(f"cannot connect to {cfg.chat_url}: {exc}", retryable=True) from None
+    try:
+        yield ws
+    finally:
+        await ws.close()
+
+
+def is_connection_closed(exc: BaseException) -> bool:
+    """Whether ``exc`` means the socket went away (as opposed to a bug)."""
+    return isinstance(exc, websockets.ConnectionClosed)
