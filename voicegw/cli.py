@@ -1,4 +1,4 @@
-"""The ``voicegw`` command line: ``run``, ``demo``, ``emulator``, ``check-config``.
+"""The ``voicegw`` command line: ``run``, ``demo``, ``emulator``, ``check-config``, ``bench``.
 
 The CLI only chooses files and a few overrides; the config loader is the only place defaults
 live. Exit statuses are distinct so systemd and scripts can tell failures apart.
@@ -26,7 +26,7 @@ EXIT_FATAL_AUTH = 4
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from . import demo
+    from . import bench, demo
     from .emulator import server as emulator_server
 
     p = argparse.ArgumentParser(prog="voicegw", description=__doc__)
@@ -50,6 +50,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("emulator", help="run the local Coze protocol emulator")
     emulator_server.add_arguments(e)
+
+    b = sub.add_parser("bench", help="measure per-frame costs and latencies on this machine")
+    bench.add_arguments(b)
     return p
 
 
@@ -103,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             return asyncio.run(run_demo(args))
+        if args.command == "bench":
+            from .bench import run_bench
+
+            return run_bench(args)
         if args.command == "emulator":
             from .emulator import server as emulator_server
 
