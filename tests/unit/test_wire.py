@@ -842,3 +842,14 @@ def test_mutated_frames_raise_only_remote_protocol_errors(
 def test_arbitrary_input_raises_only_remote_protocol_errors(frame: str | bytes) -> None:
     with contextlib.suppress(RemoteProtocolError):
         assert isinstance(decode_server(frame), Event)
+
+
+@given(st.binary(max_size=4000))
+def test_encode_append_fast_path_equals_the_generic_encoder(audio: bytes) -> None:
+    from voicegw.protocol.wire import encode_append
+
+    if not audio:
+        audio = b"\x00"
+    event_id = "0a1b2c3d-0000-4000-8000-00000000002a"
+    generic = encode(InputAudioBufferAppend(id=event_id, delta=audio))
+    assert encode_append(event_id, audio) == generic

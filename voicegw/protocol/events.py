@@ -261,21 +261,30 @@ class ConversationAudioDelta(_MessageEvent):
     """D7: reply audio; ``message.content`` is base64 in the configured output format."""
 
     event_type: ClassVar[str] = "conversation.audio.delta"
+    #: The decoded payload, kept from validation so the hot path decodes base64 once.
+    _audio: bytes | None = field(
+        default=None, repr=False, compare=False, metadata={"envelope": True}
+    )
 
     @property
     def audio(self) -> bytes:
-        """The decoded audio bytes of this delta (decodes base64 on each call)."""
-        return base64.b64decode(self.message.content or "")
+        """The decoded audio bytes of this delta."""
+        cached = self._audio
+        if cached is None:
+            cached = base64.b64decode(self.message.content or "")
+            object.__setattr__(self, "_audio", cached)
+        return cached
 
     def _check(self, path: str) -> None:
         # Validate while decoding, so bad audio surfaces as RemoteProtocolError at the boundary
         # instead of a binascii.Error wherever ``audio`` is first read (spec 1.5, 8.13).
         try:
-            base64.b64decode(self.message.content or "", validate=True)
+            audio = base64.b64decode(self.message.content or "", validate=True)
         except (binascii.Error, ValueError):
             raise RemoteProtocolError(
                 "is not valid base64 (standard alphabet, padded)", path=f"{path}.content"
             ) from None
+        object.__setattr__(self, "_audio", audio)
 
     def __repr__(self) -> str:  # never print audio
         m = self.message

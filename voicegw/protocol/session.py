@@ -41,7 +41,7 @@ from .states import (
     config_mismatch,
     turn_mode_of,
 )
-from .wire import decode_server, encode, unknown_fields
+from .wire import decode_server, encode, encode_append, unknown_fields
 
 __all__ = [
     "TTS_CHAT_ID",
@@ -148,6 +148,26 @@ class _SessionLog(logging.LoggerAdapter[logging.Logger]):
         return f"[{self.extra['session'] if self.extra else '?'}] {msg}", kwargs
 
 
+class _EventIds:
+    """Unique event ids in UUID v4 form: 80 random bits per session plus a counter.
+
+    Every uplink event gets a unique id (spec 8.10) so acknowledgements can be matched; a
+    fresh ``uuid4()`` per 20 ms append costs more than the rest of the frame's encoding.
+    """
+
+    __slots__ = ("_head", "_n")
+
+    def __init__(self) -> None:
+        r = uuid.uuid4().hex
+        variant = "89ab"[int(r[16], 16) & 3]
+        self._head = f"{r[:8]}-{r[8:12]}-4{r[13:16]}-{variant}{r[17:20]}-"
+        self._n = 0
+
+    def next(self) -> str:
+        self._n += 1
+        return f"{self._head}{self._n:012x}"
+
+
 class Session:
     """Client side of one ``/v1/chat`` connection.
 
@@ -182,6 +202,7 @@ class Session:
         #: (first audio delta of the current chat or ``generate_audio``).
         self.marks: dict[str, float] = {}
         self._debug = debug
+        self._ids = _EventIds()
         self._log = _SessionLog(logger or _LOG, {"session": uuid.uuid4().hex[:8]})
         self._out: list[str] = []
         self._events: list[SessionEvent] = []
@@ -333,7 +354,9 @@ class Session:
             raise LocalProtocolError("send_audio() while the push-to-talk key is up: press() first")
         if not data:
             raise LocalProtocolError("send_audio() with no audio")
-        self._send(ev.InputAudioBufferAppend, delta=data)
+        self._out.append(encode_append(self._ids.next(), data))
+        if self._debug:
+            self._log.debug("> input_audio_buffer.append %dB", len(data))
 
     def press(self, now: float) -> None:
         """Push-to-talk key down: interrupt any reply, flush playback, start LISTENING.
@@ -703,7 +726,7 @@ class Session:
         self._send(ev.ChatUpdate, config=self._config)
 
     def _send(self, cls: type[ClientEvent], **fields: Any) -> None:
-        event = cls(id=str(uuid.uuid4()), **fields)
+        event = cls(id=self._ids.next(), **fields)
         self._out.append(encode(event))
         if self._debug:
             self._log.debug("> %s%s", event.event_type, _describe(event))

@@ -14,6 +14,7 @@ unknown event type becomes :class:`UnknownEvent`.
 
 from __future__ import annotations
 
+import base64
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -32,7 +33,15 @@ from .events import (
 )
 from .schema import decode_object, encode_object, unknown_paths
 
-__all__ = ["decode", "decode_client", "decode_server", "encode", "encode_dict", "unknown_fields"]
+__all__ = [
+    "decode",
+    "decode_client",
+    "decode_server",
+    "encode",
+    "encode_append",
+    "encode_dict",
+    "unknown_fields",
+]
 
 _ENVELOPE_KEYS = frozenset({"id", "event_type", "data", "detail"})
 
@@ -64,6 +73,20 @@ def encode_dict(event: Event) -> dict[str, Any]:
 def encode(event: Event) -> str:
     """Serialise ``event`` as the text of one WebSocket frame."""
     return orjson.dumps(encode_dict(event)).decode("utf-8")
+
+
+_APPEND_HEAD = '{"event_type":"input_audio_buffer.append","id":"'
+
+
+def encode_append(event_id: str, audio: bytes) -> str:
+    """Fast path for the hottest frame: ``input_audio_buffer.append`` (50 a second).
+
+    Produces exactly what :func:`encode` produces for
+    ``InputAudioBufferAppend(id=event_id, delta=audio)``, without building the event.
+    ``event_id`` must need no JSON escaping (the session's ids are hex and dashes).
+    """
+    b64 = base64.b64encode(audio).decode("ascii")
+    return f'{_APPEND_HEAD}{event_id}","data":{{"delta":"{b64}"}}}}'
 
 
 def _parse(frame: str | bytes) -> dict[str, Any]:
