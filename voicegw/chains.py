@@ -49,8 +49,20 @@ class Uplink:
 
     def process(self, frame: Samples) -> list[bytes]:
         """Convert one device frame; returns zero or more payloads of exactly one frame each."""
+        return self.encode(self.convert(frame))
+
+    def convert(self, frame: Samples) -> Samples:
+        """Device frame -> mono at the API rate (any length: the resampler is streaming).
+
+        The result is what a local VAD, the echo guard and the pre-roll work on, so the
+        downmix and the resampling happen once per frame.
+        """
         mono = to_mono(frame, self.channel) if frame.ndim == 2 else frame
-        out = self.resampler.process(mono)
+        return self.resampler.process(mono)
+
+    def encode(self, samples: Samples) -> list[bytes]:
+        """API-rate mono samples -> payloads of exactly one frame each (the rest is kept)."""
+        out = samples
         if len(out):
             self._fifo = np.concatenate((self._fifo, out)) if len(self._fifo) else out
         payloads: list[bytes] = []
@@ -61,7 +73,10 @@ class Uplink:
         return payloads
 
     def reset(self) -> None:
-        """Drop buffered samples and codec state (start of a new utterance)."""
+        """Drop the partial frame and codec state (start of a new utterance).
+
+        The resampler keeps its state: the device stream is continuous across utterances.
+        """
         self._fifo = np.zeros(0, dtype=np.int16)
         self.codec.reset()
 

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_type_hints
 from urllib.parse import urlsplit
 
+from .echo import default_policy
 from .errors import ConfigError
+from .limits import LimitPlan, plan_limits
 from .protocol.objects import (
     AUDIO_RATES,
     OPUS_FRAME_MS,
@@ -47,11 +49,13 @@ __all__ = [
     "read_token",
 ]
 
-TurnModeName = Literal["ptt", "server_vad", "semantic_vad"]
+TurnModeName = Literal["ptt", "server_vad", "semantic_vad", "local_vad"]
+#: On the wire a local VAD is push-to-talk: the device decides when speech starts and ends.
 _TURN_TYPES = {
     "ptt": "client_interrupt",
     "server_vad": "server_vad",
     "semantic_vad": "semantic_vad",
+    "local_vad": "client_interrupt",
 }
 
 
@@ -88,7 +92,8 @@ class TurnConfig:
     """How a user turn starts and ends."""
 
     mode: TurnModeName = "ptt"
-    """``ptt`` (push-to-talk, client_interrupt), ``server_vad`` or ``semantic_vad``."""
+    """``ptt`` (push-to-talk), ``server_vad``, ``semantic_vad`` or ``local_vad`` (the device's
+    own VAD presses and releases; client_interrupt on the wire)."""
     prefix_padding_ms: int = 600
     """server VAD: audio kept before the detected onset, ms."""
     silence_duration_ms: int = 500
@@ -97,6 +102,12 @@ class TurnConfig:
     """semantic VAD: silence before the semantic check, ms (100-2000)."""
     semantic_unfinished_wait_time_ms: int = 500
     """semantic VAD: further wait when the sentence seems unfinished, ms (100-2000)."""
+    preroll_ms: int = 300
+    """Audio kept from before a press or a local VAD trigger, ms (0-2000)."""
+    vad_aggressiveness: int = 2
+    """local VAD: webrtcvad mode 0-3 (3 rejects the most noise)."""
+    vad_stop_ms: int = 600
+    """local VAD: silence that ends the utterance, ms (100-5000)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +164,15 @@ class AudioConfig:
     """Audio buffered before playback starts, ms."""
     playback_max_s: float = 30.0
     """Largest playout buffer, s (overflow drops the oldest audio and counts it)."""
+    buffer_budget_ms: int = 0
+    """The device's playback memory, ms (0 = unbounded). When set and output.frame_size_ms
+    is 0, frame_size_ms and limit_config are derived from it so the service never floods
+    the device, and the playout buffer enforces the same budget."""
+    echo_policy: Literal["auto", "half_duplex", "full_duplex", "duck"] = "auto"
+    """Microphone while the speaker plays: ``auto`` = full_duplex for ptt, half_duplex for
+    VAD modes; ``full_duplex`` only with hardware echo cancellation."""
+    echo_tail_ms: int = 300
+    """half_duplex/duck: how long after playback stops the microphone stays guarded, ms."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +182,20 @@ class Config:
     input: InputConfig = field(default_factory=InputConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
+
+    def limit_plan(self) -> LimitPlan | None:
+        """``frame_size_ms``/``limit_config`` derived from ``audio.buffer_budget_ms``, if any."""
+        out = self.output
+        if not self.audio.buffer_budget_ms or out.frame_size_ms or out.codec == "mp3":
+            return None
+        return plan_limits(out.codec, float(self.audio.buffer_budget_ms))
+
+    @property
+    def echo_policy(self) -> str:
+        """The echo policy in force (``auto`` resolved for the turn mode)."""
+        if self.audio.echo_policy != "auto":
+            return self.audio.echo_policy
+        return default_policy(self.turn.mode)
 
     def chat_update(self) -> ChatUpdateData:
         """The ``chat.update`` data this config asks for (sent on every connect)."""
@@ -179,6 +213,10 @@ class Config:
             else None
         )
         frame = out.frame_size_ms or None
+        plan = self.limit_plan()
+        if plan is not None:
+            frame = plan.frame_size_ms
+            limit = plan.limit_config()
         pcm = opus = mp3 = None
         if out.codec == "opus":
             opus = OpusConfig(
@@ -330,6 +368,26 @@ def _validate(cfg: Config) -> None:
             raise bad(f"output.{k}", "must be -50..100")
     if o.enable_ans and o.enable_pdns:
         raise bad("output.enable_pdns", "enable_ans and enable_pdns exclude each other")
+    if not 0 <= t.preroll_ms <= 2000:
+        raise bad("turn.preroll_ms", "must be 0-2000 ms")
+    if t.vad_aggressiveness not in (0, 1, 2, 3):
+        raise bad("turn.vad_aggressiveness", "must be 0, 1, 2 or 3")
+    if not 100 <= t.vad_stop_ms <= 5000:
+        raise bad("turn.vad_stop_ms", "must be 100-5000 ms")
+    if not 0 <= a.echo_tail_ms <= 5000:
+        raise bad("audio.echo_tail_ms", "must be 0-5000 ms")
+    if a.buffer_budget_ms < 0:
+        raise bad("audio.buffer_budget_ms", "must be >= 0")
+    if a.buffer_budget_ms and not o.frame_size_ms:
+        if o.codec == "mp3":
+            raise bad(
+                "audio.buffer_budget_ms",
+                "mp3 output cannot be throttled (no limit_config); use pcm, g711 or opus",
+            )
+        try:
+            cfg.limit_plan()
+        except ConfigError as exc:
+            raise bad("audio.buffer_budget_ms", str(exc)) from None
     if a.playback_prefill_ms < 0 or a.playback_max_s <= 0:
         raise bad("audio.playback_max_s", "buffer sizes must be positive")
     for k in ("source", "sink"):

@@ -29,9 +29,12 @@ from .audio import Samples
 from .chains import Downlink, Uplink
 from .clock import Clock, SystemClock
 from .config import Config
+from .echo import EchoGuard
 from .errors import CloudError, LocalProtocolError, RemoteProtocolError
 from .io.cloud import FrameObserver, open_chat
+from .limits import LimitEnforcer
 from .playout import Pacer, PlayoutBuffer
+from .preroll import PreRoll
 from .protocol.events import (
     ConversationAudioCompleted,
     ConversationAudioDelta,
@@ -44,8 +47,8 @@ from .protocol.events import (
 )
 from .protocol.objects import ToolOutput
 from .protocol.session import (
-    ConnState,
     FlushPlayback,
+    InputState,
     Notice,
     Ready,
     Received,
@@ -54,6 +57,7 @@ from .protocol.session import (
     ToolCallsRequested,
     TurnMode,
 )
+from .vad import SpeechEnd, SpeechStart, Vad
 
 __all__ = ["AudioSink", "AudioSource", "Gateway", "RunReport", "TurnReport"]
 
@@ -176,6 +180,22 @@ class Gateway:
             frame_ms=config.input.frame_ms,
         )
         self.session = Session(config.chat_update())
+        api_rate = config.input.sample_rate
+        self.preroll = PreRoll(api_rate, max(config.turn.preroll_ms, 1))
+        self.echo = EchoGuard(
+            config.echo_policy,  # type: ignore[arg-type]
+            tail_ms=config.audio.echo_tail_ms,
+        )
+        self.vad: Vad | None = None
+        if config.turn.mode == "local_vad":
+            self.vad = Vad(
+                api_rate,
+                aggressiveness=config.turn.vad_aggressiveness,
+                stop_ms=config.turn.vad_stop_ms,
+                preroll_ms=config.turn.preroll_ms,
+            )
+        budget = config.audio.buffer_budget_ms
+        self.limiter = LimitEnforcer(budget, sink.rate) if budget else None
         self.report = RunReport()
         self._ws: ClientConnection | None = None
         self._ready = asyncio.Event()
@@ -254,31 +274,86 @@ class Gateway:
                 f"{self.config.cloud.connect_timeout_s:g} s"
             ) from None
         ptt = self.session.turn_mode is TurnMode.PUSH_TO_TALK
-        if ptt and self.hold_to_talk:
-            self._press()
+        hold = ptt and self.hold_to_talk and self.vad is None
+        if hold:
+            self.press()
             await self._pump()
         async for frame in self.source.frames():
-            now = self.clock.now()
-            if _is_speech(frame):
-                self._last_speech = now
-            for payload in self.uplink.process(frame):
-                try:
-                    self.session.send_audio(payload, now)
-                except LocalProtocolError:
-                    self.report.dropped_mic_frames += 1
+            self._mic_frame(self.uplink.convert(frame), self.clock.now())
             await self._pump()
-        if not ptt:
+        if not ptt or self.vad is not None:
             await self._silence_tail()
         now = self.clock.now()
-        if ptt and self.hold_to_talk and self.session.conn_state is ConnState.READY:
-            self._turn = TurnReport(speech_end=self._last_speech or now)
-            self.session.release(now)
-            await self._pump()
+        if (hold or self.vad is not None) and self.session.input_state is InputState.LISTENING:
+            self.release()
+        await self._pump()
         self._mic_done.set()
         self._last_activity = now
 
+    def _mic_frame(self, mono: Samples, now: float) -> None:
+        """One frame of API-rate mono audio: echo guard, local VAD, pre-roll, uplink."""
+        if not len(mono):
+            return
+        if _is_speech(mono):
+            self._last_speech = now
+        self.echo.playback(not self.playout.idle, now)
+        gated = self.echo.gate(mono, now)
+        if gated is None:
+            # Muted by the echo guard: the uplink stays continuous with digital silence.
+            gated = np.zeros_like(mono)
+        sent_in_preroll = False
+        if self.vad is not None:
+            for ev in self.vad.process(gated, now):
+                if isinstance(ev, SpeechStart) and self.session.input_state is InputState.IDLE:
+                    self._turn = None
+                    self._start_talking(ev.preroll, now)
+                    sent_in_preroll = True
+                elif isinstance(ev, SpeechEnd) and self.session.input_state is InputState.LISTENING:
+                    self._last_speech = ev.at
+                    self.release()
+        if self.session.input_state is InputState.IDLE:
+            self.preroll.push(gated)
+        elif not sent_in_preroll:
+            self._send(gated, now)
+
+    def _send(self, samples: Samples, now: float) -> None:
+        for payload in self.uplink.encode(samples):
+            try:
+                self.session.send_audio(payload, now)
+            except LocalProtocolError:
+                self.report.dropped_mic_frames += 1
+
+    # ------------------------------------------------------------ turn control
+    def press(self) -> None:
+        """Push-to-talk key down (or a local VAD onset): barge in and start sending.
+
+        The pre-roll (``turn.preroll_ms`` of audio from before the press) is sent first, so
+        the first syllable survives a late press.
+
+        Raises:
+            LocalProtocolError: not push-to-talk, not ready, or already pressed.
+        """
+        self._start_talking(self.preroll.take(), self.clock.now())
+
+    def release(self) -> None:
+        """Push-to-talk key up: commit the utterance (``input_audio_buffer.complete``)."""
+        now = self.clock.now()
+        self._turn = TurnReport(speech_end=self._last_speech or now)
+        self.session.release(now)
+        self._handle_events(now)
+
+    def _start_talking(self, preroll: Samples, now: float) -> None:
+        self.session.press(now)
+        self._handle_events(now)
+        self.uplink.reset()
+        self.preroll.clear()
+        if len(preroll):
+            self._send(preroll, now)
+
     async def _silence_tail(self) -> None:
         """After the source ends in a VAD mode, the microphone goes quiet rather than away.
+
+        (Also for the local VAD, whose own stop rule then ends an utterance cut by the file.)
 
         Digital silence long enough for the server's end-of-turn rule is sent, paced like the
         source, so an utterance that runs to the end of a file still ends as a turn.
@@ -301,12 +376,7 @@ class Gateway:
                 delay = start + (i + 1) * _PLAY_PERIOD_S - self.clock.now()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            now = self.clock.now()
-            for payload in self.uplink.process(silence):
-                try:
-                    self.session.send_audio(payload, now)
-                except LocalProtocolError:
-                    self.report.dropped_mic_frames += 1
+            self._mic_frame(self.uplink.convert(silence), self.clock.now())
             await self._pump()
 
     async def _play_loop(self) -> None:
@@ -380,11 +450,6 @@ class Gateway:
                 raise _Stop
 
     # ------------------------------------------------------------ session events
-    def _press(self) -> None:
-        now = self.clock.now()
-        self.session.press(now)
-        self._handle_events(now)
-
     def _handle_events(self, now: float) -> None:
         for ev in self.session.events_received():
             if isinstance(ev, Ready):
@@ -424,6 +489,10 @@ class Gateway:
             samples = self.downlink.decode(event.audio)
             if len(samples):
                 self.playout.write(samples)
+                if self.limiter is not None:
+                    excess = self.limiter.check(self.playout.queued)
+                    if excess:
+                        self.playout.trim(excess)
                 self._audio_ready.set()
         elif isinstance(event, ConversationAudioCompleted):
             if self.session.is_cancelled(event.message.chat_id):

@@ -165,3 +165,68 @@ async def test_bad_token_is_refused_and_not_retryable(
     assert not info.value.retryable
     assert info.value.logid
     assert "wrong-token" not in str(info.value)
+
+
+async def test_local_vad_turn_sends_complete_from_the_device(
+    emulator: Emulator, fixtures_dir: Path, tmp_path: Path
+) -> None:
+    mic = fixtures_dir / "speech16k.wav"
+    original, rate = sf.read(str(mic), dtype="int16")
+    report, played = await run_gateway(
+        emulator, make_config(emulator, "local_vad"), mic, tmp_path / "r.wav"
+    )
+    assert [t.status for t in report.turns] == ["completed"]
+    record = emulator.connections[-1]
+    assert record.received_types.count("input_audio_buffer.complete") == 1
+    assert "input_audio_buffer.speech_started" not in record.sent_types  # no server VAD
+    expected = resample(np.asarray(original), rate, 24000)
+    assert similarity(played, speech_only(expected, 24000)) > 0.9
+    # The device committed speech plus its pre-roll and stop tail, not the leading silence.
+    assert len(played) < len(expected) - 0.5 * 24000
+
+
+class LatePressSource:
+    """A WAV microphone whose user presses the button ``press_at`` seconds into the file."""
+
+    def __init__(self, path: Path, press_at: float) -> None:
+        self.inner = WavSource(path, frame_ms=20, realtime=False)
+        self.rate = self.inner.rate
+        self.channels = self.inner.channels
+        self.press_at = press_at
+        self.gateway: Gateway | None = None
+
+    async def frames(self) -> AsyncIterator[np.ndarray]:
+        n = 0
+        async for frame in self.inner.frames():
+            if n == round(self.press_at / 0.02) and self.gateway is not None:
+                self.gateway.press()
+            n += 1
+            yield frame
+        if self.gateway is not None:
+            self.gateway.release()
+
+
+async def test_preroll_keeps_audio_from_before_a_late_press(
+    emulator: Emulator, fixtures_dir: Path, tmp_path: Path
+) -> None:
+    mic = fixtures_dir / "speech16k.wav"
+    original, rate = sf.read(str(mic), dtype="int16")
+    cfg = make_config(emulator, codec="pcm", sample_rate=16000)
+    source = LatePressSource(mic, press_at=1.2)  # 200 ms after the speech starts
+    sink = WavSink(tmp_path / "r.wav", rate=16000)
+    gw = Gateway(cfg, emulator.token, source=source, sink=sink, hold_to_talk=False)
+    source.gateway = gw
+    async with asyncio.timeout(TIMEOUT):
+        report = await gw.run()
+    sink.close()
+    played, _ = sf.read(str(tmp_path / "r.wav"), dtype="int16")
+    assert [t.status for t in report.turns] == ["completed"]
+    # 300 ms of pre-roll: the utterance starts at ~0.9 s of the file, not at the press.
+    preroll = cfg.turn.preroll_ms / 1000
+    expected_len = len(original) - round((1.2 - preroll) * rate)
+    assert abs(len(played) - expected_len) < 0.05 * rate
+    start = round((1.2 - preroll) * rate)
+    head = np.asarray(original[start : start + rate // 2], dtype=np.float64)
+    got = played[: rate // 2].astype(np.float64)
+    corr = float(np.dot(head, got) / np.sqrt(np.dot(head, head) * np.dot(got, got)))
+    assert corr > 0.95  # the first syllable (1.0-1.2 s) is in the reply, aligned

@@ -117,3 +117,63 @@ def test_read_token_sources(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         read_token(cfg3, {})
     assert info.value.key == "cloud.token_file"
+
+
+@pytest.mark.parametrize(
+    "data,key",
+    [
+        ({"turn": {"preroll_ms": -1}}, "turn.preroll_ms"),
+        ({"turn": {"vad_aggressiveness": 4}}, "turn.vad_aggressiveness"),
+        ({"turn": {"vad_stop_ms": 50}}, "turn.vad_stop_ms"),
+        ({"audio": {"echo_policy": "mute"}}, "audio.echo_policy"),
+        ({"audio": {"echo_tail_ms": -5}}, "audio.echo_tail_ms"),
+        ({"audio": {"buffer_budget_ms": -1}}, "audio.buffer_budget_ms"),
+        ({"audio": {"buffer_budget_ms": 200}}, "audio.buffer_budget_ms"),  # burst > budget
+        (
+            {"audio": {"buffer_budget_ms": 3000}, "output": {"codec": "mp3", "sample_rate": 44100}},
+            "audio.buffer_budget_ms",
+        ),
+    ],
+)
+def test_bad_hot_path_keys_name_the_key(data: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert info.value.key == key
+
+
+def test_buffer_budget_derives_frame_size_and_limit_config() -> None:
+    cfg = parse_config({"audio": {"buffer_budget_ms": 3000}})
+    data = cfg.chat_update()
+    pcm = data.output_audio.pcm_config if data.output_audio else None
+    assert pcm is not None and pcm.limit_config is not None and pcm.frame_size_ms
+    frames = pcm.limit_config.max_frame_num or 0
+    period = pcm.limit_config.period or 0
+    # Never starves: at least real time; never floods: one period's burst fits the budget.
+    assert frames * pcm.frame_size_ms >= period * 1000
+    assert frames * pcm.frame_size_ms <= 3000
+    # An explicit frame size wins over the budget.
+    explicit = parse_config({"audio": {"buffer_budget_ms": 3000}, "output": {"frame_size_ms": 40}})
+    epcm = explicit.chat_update().output_audio
+    assert epcm is not None and epcm.pcm_config is not None
+    assert epcm.pcm_config.frame_size_ms == 40 and epcm.pcm_config.limit_config is None
+
+
+@pytest.mark.parametrize(
+    "mode,policy",
+    [
+        ("ptt", "full_duplex"),
+        ("server_vad", "half_duplex"),
+        ("semantic_vad", "half_duplex"),
+        ("local_vad", "half_duplex"),
+    ],
+)
+def test_echo_policy_auto_depends_on_turn_mode(mode: str, policy: str) -> None:
+    assert parse_config({"turn": {"mode": mode}}).echo_policy == policy
+    forced = parse_config({"turn": {"mode": mode}, "audio": {"echo_policy": "duck"}})
+    assert forced.echo_policy == "duck"
+
+
+def test_local_vad_is_push_to_talk_on_the_wire() -> None:
+    data = parse_config({"turn": {"mode": "local_vad"}}).chat_update()
+    assert data.turn_detection is not None
+    assert data.turn_detection.type == "client_interrupt"
