@@ -45,7 +45,6 @@ from .protocol.events import (
     ConversationChatFailed,
     ConversationMessageCompleted,
 )
-from .protocol.objects import ToolOutput
 from .protocol.session import (
     FlushPlayback,
     InputState,
@@ -57,6 +56,7 @@ from .protocol.session import (
     ToolCallsRequested,
     TurnMode,
 )
+from .tools import ToolBox
 from .vad import SpeechEnd, SpeechStart, Vad
 
 __all__ = ["AudioSink", "AudioSource", "Gateway", "RunReport", "TurnReport"]
@@ -153,6 +153,7 @@ class Gateway:
         observer: FrameObserver | None = None,
         hold_to_talk: bool = True,
         reply_timeout_s: float = 20.0,
+        tools: ToolBox | None = None,
     ) -> None:
         self.config = config
         self._token = token
@@ -162,6 +163,7 @@ class Gateway:
         self.observer = observer
         self.hold_to_talk = hold_to_talk
         self.reply_timeout_s = reply_timeout_s
+        self.tools = tools or ToolBox()
         out = config.output
         self.playout = PlayoutBuffer(
             sink.rate,
@@ -342,6 +344,13 @@ class Gateway:
         self.session.release(now)
         self._handle_events(now)
 
+    def send_text(self, text: str) -> None:
+        """Type a user message instead of speaking (barges in on a reply in progress)."""
+        now = self.clock.now()
+        self._turn = TurnReport(speech_end=now)
+        self.session.send_text(text, now)
+        self._handle_events(now)
+
     def _start_talking(self, preroll: Samples, now: float) -> None:
         self.session.press(now)
         self._handle_events(now)
@@ -462,14 +471,7 @@ class Gateway:
             elif isinstance(ev, Received):
                 self._on_server_event(ev, now)
             elif isinstance(ev, ToolCallsRequested):
-                outputs = [
-                    ToolOutput(
-                        tool_call_id=tc.id,
-                        output='{"error":"no tool handlers are configured on this device"}',
-                    )
-                    for tc in ev.tool_calls
-                ]
-                self.session.submit_tool_outputs(ev.chat_id, outputs, now)
+                self.session.submit_tool_outputs(ev.chat_id, self.tools.run(ev.tool_calls), now)
             elif isinstance(ev, ServerError):
                 log.error("service error %s: %s", ev.code, ev.msg)
                 if ev.fatal:

@@ -230,3 +230,46 @@ async def test_preroll_keeps_audio_from_before_a_late_press(
     got = played[: rate // 2].astype(np.float64)
     corr = float(np.dot(head, got) / np.sqrt(np.dot(head, head) * np.dot(got, got)))
     assert corr > 0.95  # the first syllable (1.0-1.2 s) is in the reply, aligned
+
+
+class TypingSource:
+    """A silent microphone whose user types one message once the session is ready."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.inner = WavSource(path, frame_ms=20, realtime=False)
+        self.rate = self.inner.rate
+        self.channels = self.inner.channels
+        self.text = text
+        self.gateway: Gateway | None = None
+
+    async def frames(self) -> AsyncIterator[np.ndarray]:
+        if self.gateway is not None:
+            self.gateway.send_text(self.text)
+        async for frame in self.inner.frames():
+            yield np.zeros_like(frame)
+
+
+@pytest.mark.parametrize(
+    "text,allowed",
+    [('/tool set_volume {"level": 30}', True), ('/tool unlock_door {"code": 1234}', False)],
+)
+async def test_tool_call_runs_builtins_and_refuses_the_rest(
+    emulator: Emulator, fixtures_dir: Path, tmp_path: Path, text: str, allowed: bool
+) -> None:
+    cfg = make_config(emulator)
+    source = TypingSource(fixtures_dir / "short16k.wav", text)
+    sink = WavSink(tmp_path / "r.wav", rate=24000)
+    gw = Gateway(cfg, emulator.token, source=source, sink=sink, hold_to_talk=False)
+    source.gateway = gw
+    async with asyncio.timeout(TIMEOUT):
+        report = await gw.run()
+    sink.close()
+    record = emulator.connections[-1]
+    assert "conversation.chat.requires_action" in record.sent_types
+    assert record.received_types.count("conversation.chat.submit_tool_outputs") == 1
+    assert [t.status for t in report.turns] == ["completed"]
+    if allowed:
+        assert gw.tools.state.volume == pytest.approx(0.3)
+        assert gw.tools.refused == 0
+    else:
+        assert gw.tools.refused == 1 and gw.tools.state.volume == 1.0
