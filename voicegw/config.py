@@ -39,10 +39,13 @@ from .protocol.objects import (
 
 __all__ = [
     "AudioConfig",
+    "ButtonConfig",
     "CloudConfig",
     "Config",
     "InputConfig",
     "OutputConfig",
+    "ServiceConfig",
+    "ToolsConfig",
     "TurnConfig",
     "load_config",
     "parse_config",
@@ -150,14 +153,29 @@ class OutputConfig:
 
 @dataclass(frozen=True, slots=True)
 class AudioConfig:
-    """The device side. ``file:PATH`` names a WAV file (file-backed microphone / speaker)."""
+    """The device side: sound cards by stable name pattern, or ``file:PATH`` WAV files."""
 
+    profile: str = ""
+    """Device profile (a name from ``devices/`` or a path); its values fill unset keys."""
     source: str = ""
-    """Microphone, e.g. ``file:speech.wav``."""
+    """Microphone: a device name pattern (``"USB Audio"``, ``"seeed-2mic"``, ``"default"``)
+    or ``file:PATH.wav``."""
     sink: str = ""
-    """Speaker, e.g. ``file:reply.wav``."""
+    """Speaker: a device name pattern or ``file:PATH.wav``."""
+    input_rate: int = 0
+    """Capture rate, Hz (0 = probe the device: the API rate if it can, else 48000/44100...)."""
+    input_channels: int = 0
+    """Capture channels (0 = probe: 1 if the device can, else 2)."""
+    input_channel: int = -1
+    """Channel to use from a multi-channel capture (-1 = average them)."""
+    gain_db: float = 0.0
+    """Microphone gain, dB (-40..40)."""
     sink_rate: int = 0
-    """Speaker rate in Hz (0 = the output rate)."""
+    """Speaker rate in Hz (0 = the output rate if the device can, else what it supports)."""
+    output_channels: int = 0
+    """Speaker channels (0 = probe)."""
+    period_ms: int = 20
+    """Device period, ms (10-100)."""
     realtime: bool = True
     """Pace file-backed devices in real time (False: as fast as possible)."""
     playback_prefill_ms: int = 60
@@ -176,12 +194,68 @@ class AudioConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ButtonConfig:
+    """The push-to-talk button."""
+
+    kind: Literal["none", "gpio", "evdev", "terminal"] = "none"
+    """Where presses come from: a GPIO pin, a Linux input device, the terminal, or none."""
+    mode: Literal["hold", "toggle", "interrupt"] = "hold"
+    """``hold`` to talk, ``toggle`` (press to start, press to stop), or ``interrupt`` (a press
+    only stops the reply)."""
+    gpio_pin: int = 17
+    """BCM pin number (GPIO 17 is the ReSpeaker 2-mic HAT's button)."""
+    active_low: bool = True
+    """The pin reads low while pressed (a button to ground with a pull-up)."""
+    bounce_ms: int = 50
+    """Edges closer than this are contact bounce, ms (0-500)."""
+    evdev_device: str = ""
+    """Input device name pattern (a foot pedal, a HID button, a keyboard)."""
+    evdev_key: str = "KEY_SPACE"
+    """Key code name or number of the evdev button."""
+    terminal_key: str = " "
+    """Key for the terminal button (development)."""
+    max_hold_s: float = 60.0
+    """A button held longer than this ends the utterance (a stuck key), s."""
+    earcons: bool = True
+    """Play a short tone on press, release and error (never sent upstream)."""
+    earcon_level_dbfs: float = -20.0
+    """Earcon peak level, dBFS."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """Running as a daemon."""
+
+    control_socket: str = ""
+    """Path of the local control socket (JSON lines; "" = off)."""
+    health_listen: str = ""
+    """``HOST:PORT`` of the /healthz and /metrics endpoint ("" = off; loopback only)."""
+    capture_timeout_s: float = 5.0
+    """A capture stream silent this long is dead: reopened, and the watchdog is not fed, s."""
+    reconnect_max_s: float = 30.0
+    """Longest wait between reconnection attempts, s."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolsConfig:
+    """Tools the agent may run on the device (``requires_action``)."""
+
+    builtin: bool = True
+    """Offer set_volume, mute and device_status."""
+    allow: dict[str, str] = field(default_factory=dict)
+    """Extra tools: ``name = "module:function"``. Anything not listed is refused."""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     cloud: CloudConfig = field(default_factory=CloudConfig)
     turn: TurnConfig = field(default_factory=TurnConfig)
     input: InputConfig = field(default_factory=InputConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
+    button: ButtonConfig = field(default_factory=ButtonConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
 
     def limit_plan(self) -> LimitPlan | None:
         """``frame_size_ms``/``limit_config`` derived from ``audio.buffer_budget_ms``, if any."""
@@ -295,6 +369,13 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if type(value) is not str:
             raise ConfigError(f"expected a string, got {value!r}", key=key)
         return value
+    if getattr(tp, "__origin__", None) is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"expected a table, got {value!r}", key=key)
+        for k, v in value.items():
+            if type(v) is not str:
+                raise ConfigError(f"expected a string, got {v!r}", key=f"{key}.{k}")
+        return dict(value)
     raise ConfigError(f"unsupported type {tp!r}", key=key)  # pragma: no cover
 
 
@@ -392,8 +473,43 @@ def _validate(cfg: Config) -> None:
         raise bad("audio.playback_max_s", "buffer sizes must be positive")
     for k in ("source", "sink"):
         v = getattr(a, k)
-        if v and not v.startswith("file:"):
-            raise bad(f"audio.{k}", "only file:PATH devices are supported by this build")
+        if v.startswith("file:") and len(v) == 5:
+            raise bad(f"audio.{k}", "file: needs a path (file:/path/to.wav)")
+    if a.input_rate and a.input_rate not in (*AUDIO_RATES, 11025, 12000, 96000):
+        raise bad("audio.input_rate", f"unsupported rate {a.input_rate}")
+    if a.input_channels not in (0, 1, 2, 4, 6, 8):
+        raise bad("audio.input_channels", "must be 0 (probe), 1, 2, 4, 6 or 8")
+    if a.input_channel < -1 or (a.input_channels and a.input_channel >= a.input_channels):
+        raise bad("audio.input_channel", "must be -1 (average) or a channel index")
+    if not -40 <= a.gain_db <= 40:
+        raise bad("audio.gain_db", "must be -40..40 dB")
+    if a.output_channels not in (0, 1, 2):
+        raise bad("audio.output_channels", "must be 0 (probe), 1 or 2")
+    if not 10 <= a.period_ms <= 100:
+        raise bad("audio.period_ms", "must be 10-100 ms")
+    b = cfg.button
+    if not 0 <= b.gpio_pin <= 53:
+        raise bad("button.gpio_pin", "must be a BCM pin number 0-53")
+    if not 0 <= b.bounce_ms <= 500:
+        raise bad("button.bounce_ms", "must be 0-500 ms")
+    if b.kind == "evdev" and not b.evdev_device:
+        raise bad("button.evdev_device", "is required for an evdev button")
+    if b.max_hold_s <= 0:
+        raise bad("button.max_hold_s", "must be positive")
+    if not -60 <= b.earcon_level_dbfs <= 0:
+        raise bad("button.earcon_level_dbfs", "must be -60..0 dBFS")
+    if b.kind != "none" and t.mode not in ("ptt", "local_vad") and b.mode != "interrupt":
+        raise bad("button.mode", f'a {t.mode} session only takes mode = "interrupt"')
+    sv = cfg.service
+    if sv.health_listen:
+        host, _, port = sv.health_listen.rpartition(":")
+        if host not in ("127.0.0.1", "localhost", "::1", "[::1]") or not port.isdigit():
+            raise bad("service.health_listen", "must be a loopback HOST:PORT, e.g. 127.0.0.1:9733")
+    if sv.capture_timeout_s <= 0 or sv.reconnect_max_s <= 0:
+        raise bad("service.capture_timeout_s", "timeouts must be positive")
+    for name in cfg.tools.allow:
+        if not name.replace("_", "").isalnum():
+            raise bad(f"tools.allow.{name}", "tool names are letters, digits and _")
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -402,6 +518,9 @@ _SECTIONS: dict[str, type[Any]] = {
     "input": InputConfig,
     "output": OutputConfig,
     "audio": AudioConfig,
+    "button": ButtonConfig,
+    "service": ServiceConfig,
+    "tools": ToolsConfig,
 }
 
 
