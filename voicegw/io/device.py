@@ -1,0 +1,1050 @@
+"""Sound cards through PortAudio: listing, selection by stable name, and callback streams.
+
+The only module in voicegw that touches PortAudio (PyAudio) or threads.
+
+**Thread boundary.** PortAudio calls each stream's callback on a thread of its own. The capture
+callback copies the buffer into an int16 array, stamps ``last_frame_at``, counts status flags
+and hands the array over with one ``loop.call_soon_threadsafe`` per buffer (never
+``run_coroutine_threadsafe``); the bounded drop-oldest queue lives on the loop. The playback
+callback takes one period from a small lock-protected ring that ``write()`` fills from the
+loop, padding a short ring with silence (counted): the sound card's clock paces playback and
+nothing here sleeps. Streams start and stop explicitly (``start()``/``close()``, idempotent);
+``close()`` blocks while PortAudio stops the callback thread, at most a few periods.
+
+**Formats.** A device is opened at a rate and channel count it supports natively (probed with
+``Pa_IsFormatSupported``); voicegw's audio chain converts. ALSA is never asked to: select the
+card's ``hw`` device by name, not a ``plughw``/``plug`` PCM, whose hidden resampler masks rate
+mistakes (wrong pitch or speed) and spends CPU outside our control. USB cards often do only
+44.1/48 kHz; :func:`choose_format` picks what the card can do and the chain resamples.
+
+**Selection and hot-plug.** Devices are chosen by a case-insensitive name pattern, never by
+index alone: indices change whenever a USB device comes or goes. PortAudio enumerates devices
+when it is initialised; one reference-counted owner (:func:`portaudio`) initialises it on first
+use and terminates it after the last, so listing again once every stream is closed sees
+hot-plugged hardware. A capture stream that stops delivering makes
+:meth:`PyAudioSource.frames` raise :class:`DeviceError` after ``stall_s``.
+
+**Errors.** :func:`map_device_errors` turns PortAudio's ``(text, code)`` errors into
+:class:`DeviceError` naming the device; an unsupported rate (-9997) or channel count (-9998)
+lists what the device supports, and a busy device (-9985) says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import fnmatch
+import logging
+import os
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+import pyaudio
+
+from ..audio import API_RATES, Samples, ms_to_samples
+from ..errors import DeviceError
+
+__all__ = [
+    "CaptureStats",
+    "DeviceInfo",
+    "Direction",
+    "PlaybackStats",
+    "PyAudioSink",
+    "PyAudioSource",
+    "choose_format",
+    "find_device",
+    "list_devices",
+    "map_device_errors",
+    "name_matches",
+    "portaudio",
+    "portaudio_active",
+]
+
+log = logging.getLogger(__name__)
+
+Direction = Literal["input", "output"]
+_DIRECTIONS: tuple[Direction, ...] = ("input", "output")
+_VERB = {"input": "capture", "output": "play"}
+
+#: Rates tried after the caller's preferred ones, best first (see :func:`choose_format`).
+_FALLBACK_RATES = (48000, 44100, 16000, 32000, 24000, 22050, 8000)
+
+# PortAudio error codes (portaudio.h, PaErrorCode).
+_PA_HOST_ERROR = -9999
+_PA_BAD_CHANNELS = -9998
+_PA_BAD_RATE = -9997
+_PA_BAD_DEVICE = -9996
+_PA_BAD_FORMAT = (-9994, -9993)  # paSampleFormatNotSupported, paBadIODeviceCombination
+_PA_UNAVAILABLE = -9985
+
+_Waiters = list[tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]]
+
+# ---------------------------------------------------------------- the PortAudio owner
+
+_owner_lock = threading.Lock()
+_owner_pa: Any = None
+_owner_refs = 0
+
+
+def _acquire() -> Any:
+    global _owner_pa, _owner_refs
+    with _owner_lock:
+        if _owner_refs == 0:
+            # Debian's PortAudio is built with JACK; never let it start a JACK server.
+            os.environ.setdefault("JACK_NO_START_SERVER", "1")
+            _owner_pa = pyaudio.PyAudio()
+            log.debug("PortAudio initialised")
+        _owner_refs += 1
+        return _owner_pa
+
+
+def _release() -> None:
+    global _owner_pa, _owner_refs
+    with _owner_lock:
+        if _owner_refs <= 0:
+            return
+        _owner_refs -= 1
+        if _owner_refs == 0:
+            pa, _owner_pa = _owner_pa, None
+            pa.terminate()
+            log.debug("PortAudio terminated")
+
+
+@contextmanager
+def portaudio() -> Iterator[Any]:
+    """Use the process's single ``pyaudio.PyAudio`` for the duration of a ``with`` block.
+
+    The first user initialises PortAudio and the last one terminates it; open streams hold
+    a reference until they are closed. Never call ``terminate()`` on the object yielded.
+    """
+    pa = _acquire()
+    try:
+        yield pa
+    finally:
+        _release()
+
+
+def portaudio_active() -> bool:
+    """Whether PortAudio is initialised now (a stream or a listing holds it)."""
+    with _owner_lock:
+        return _owner_refs > 0
+
+
+# ---------------------------------------------------------------- device descriptions
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """One PortAudio device, with the int16 formats it accepts where they were probed."""
+
+    index: int
+    """PortAudio's index: valid only until PortAudio is re-initialised; never store it."""
+    name: str
+    """The name, the stable key to select by (``seeed-2mic-voicecard: ... (hw:1,0)``)."""
+    host_api: str
+    """``ALSA``, ``JACK Audio Connection Kit``, ..."""
+    max_input_channels: int
+    """Capture channels (0: playback only)."""
+    max_output_channels: int
+    """Playback channels (0: capture only)."""
+    default_rate: float
+    """The device's default sample rate, Hz."""
+    is_default_input: bool = False
+    is_default_output: bool = False
+    formats: frozenset[tuple[Direction, int, int]] = frozenset()
+    """Accepted ``(direction, channels, rate)`` triples, for the directions in ``probed``."""
+    probed: frozenset[Direction] = frozenset()
+    """Directions whose formats were probed."""
+    busy: bool = False
+    """Probing was refused: another program holds the device."""
+
+    def max_channels(self, direction: Direction) -> int:
+        """Channel count the device reports for ``direction``."""
+        return self.max_input_channels if direction == "input" else self.max_output_channels
+
+    def supports(self, direction: Direction, rate: int, channels: int) -> bool:
+        """Whether probing accepted ``rate`` Hz with ``channels`` channels in ``direction``."""
+        return (direction, channels, rate) in self.formats
+
+    def rates(self, direction: Direction, channels: int) -> tuple[int, ...]:
+        """Probed rates accepted for ``channels`` channels, ascending."""
+        return tuple(sorted(r for d, c, r in self.formats if d == direction and c == channels))
+
+    def describe_formats(self, direction: Direction) -> str:
+        """What the device accepts in ``direction``, for messages and listings."""
+        if direction not in self.probed:
+            return "formats not probed"
+        if self.busy:
+            return "unknown formats: the device is busy (another program has it open)"
+        counts = sorted({c for d, c, _ in self.formats if d == direction})
+        if not counts:
+            return "no 16-bit format at the probed rates"
+        rates = (", ".join(map(str, self.rates(direction, c))) for c in counts)
+        return "; ".join(f"{c} ch at {r} Hz" for c, r in zip(counts, rates, strict=True))
+
+    def describe(self) -> str:
+        """A listing entry, as ``python -m voicegw.io.device`` prints it."""
+        flags = (("default in", self.is_default_input), ("default out", self.is_default_output))
+        marks = [mark for mark, on in flags if on]
+        lines = [
+            f"[{self.index}] {self.name!r} ({self.host_api}): in {self.max_input_channels} / "
+            f"out {self.max_output_channels} ch, default {self.default_rate:g} Hz"
+            + (f" [{', '.join(marks)}]" if marks else "")
+        ]
+        for direction in _DIRECTIONS:
+            if self.max_channels(direction) and direction in self.probed:
+                lines.append(f"    {_VERB[direction]}: {self.describe_formats(direction)}")
+        return "\n".join(lines)
+
+
+def _pa_error(exc: BaseException) -> tuple[int, str] | None:
+    """PyAudio's ``(code, text)``: ``OSError(code, text)`` or ``ValueError(text, code)``."""
+    args = exc.args
+    if len(args) == 2:
+        if isinstance(args[0], int) and isinstance(args[1], str):
+            return args[0], args[1]
+        if isinstance(args[0], str) and isinstance(args[1], int):
+            return args[1], args[0]
+    return None
+
+
+def _pa_code(exc: BaseException) -> int | None:
+    err = _pa_error(exc)
+    return err[0] if err else None
+
+
+def _enumerate(pa: Any) -> list[DeviceInfo]:
+    defaults = []
+    for getter in (pa.get_default_input_device_info, pa.get_default_output_device_info):
+        try:
+            defaults.append(int(getter()["index"]))
+        except OSError:
+            defaults.append(-1)
+    devices = []
+    for index in range(pa.get_device_count()):
+        raw = pa.get_device_info_by_index(index)
+        devices.append(
+            DeviceInfo(
+                index=index,
+                name=str(raw["name"]),
+                host_api=str(pa.get_host_api_info_by_index(raw["hostApi"])["name"]),
+                max_input_channels=int(raw["maxInputChannels"]),
+                max_output_channels=int(raw["maxOutputChannels"]),
+                default_rate=float(raw["defaultSampleRate"]),
+                is_default_input=index == defaults[0],
+                is_default_output=index == defaults[1],
+            )
+        )
+    return devices
+
+
+def _probe(
+    pa: Any,
+    info: DeviceInfo,
+    directions: Iterable[Direction],
+    *,
+    rates: Iterable[int] = (),
+    channels: Iterable[int] = (),
+) -> DeviceInfo:
+    """``info`` with its formats in ``directions``: API rates (+ ``rates``), 1, 2 channels."""
+    formats, probed, busy = set(info.formats), set(info.probed), info.busy
+    for direction in directions:
+        probed.add(direction)
+        for count in sorted({1, 2, *channels}):
+            if count > info.max_channels(direction) or busy:
+                continue
+            for rate in sorted({*API_RATES, *rates}):
+                params = {
+                    f"{direction}_device": info.index,
+                    f"{direction}_channels": count,
+                    f"{direction}_format": pyaudio.paInt16,
+                }
+                try:
+                    pa.is_format_supported(rate, **params)
+                except ValueError as exc:
+                    if _pa_code(exc) == _PA_UNAVAILABLE:
+                        busy = True
+                        break
+                    continue
+                formats.add((direction, count, rate))
+    return dataclasses.replace(
+        info, formats=frozenset(formats), probed=frozenset(probed), busy=busy
+    )
+
+
+def list_devices(*, probe: bool = True) -> list[DeviceInfo]:
+    """Every device PortAudio sees, in index order.
+
+    Args:
+        probe: also test which API rates (``voicegw.audio.API_RATES``) each direction accepts
+            with 1 and 2 channels. Probing opens each device briefly; one that another
+            program holds is marked ``busy``.
+
+    Raises:
+        DeviceError: PortAudio failed.
+    """
+    with map_device_errors("PortAudio"), portaudio() as pa:
+        devices = _enumerate(pa)
+        if probe:
+            devices = [
+                _probe(pa, d, [x for x in _DIRECTIONS if d.max_channels(x)]) for d in devices
+            ]
+    return devices
+
+
+# ---------------------------------------------------------------- selection
+
+
+def _alternatives(pattern: str) -> list[str]:
+    return [alt.strip().lower() for alt in pattern.split("|") if alt.strip()]
+
+
+def name_matches(pattern: str, name: str) -> bool:
+    """Whether ``name`` matches ``pattern``.
+
+    A pattern is one or more ``|``-separated alternatives compared case-insensitively: a glob
+    over the whole name when it contains ``*``, ``?`` or ``[``, otherwise a substring
+    (``"USB Audio"``, ``"seeed-2mic|seeed2micvoicec"``, ``"default"``).
+    """
+    low = name.lower()
+    for alt in _alternatives(pattern):
+        if any(ch in alt for ch in "*?["):
+            if fnmatch.fnmatchcase(low, alt):
+                return True
+        elif alt in low:
+            return True
+    return False
+
+
+def _names(devices: Iterable[DeviceInfo], direction: Direction | None = None) -> str:
+    chosen = [d.name for d in devices if direction is None or d.max_channels(direction)]
+    return ", ".join(map(repr, chosen)) or "none"
+
+
+def _format_error(info: DeviceInfo, direction: Direction, rate: int, channels: int) -> DeviceError:
+    return DeviceError(
+        f"audio device {info.name!r} cannot {_VERB[direction]} {rate} Hz with {channels} "
+        f"channel(s) of 16-bit audio; it supports {info.describe_formats(direction)}. "
+        "Choose one of those: voicegw converts rate and channels itself"
+    )
+
+
+def find_device(
+    pattern: str, direction: Direction, *, rate: int | None = None, channels: int | None = None
+) -> DeviceInfo:
+    """The device whose name matches ``pattern`` and that works in ``direction``.
+
+    Matches are ranked: an exact (case-insensitive) name first, then PortAudio's order. With
+    ``rate`` and/or ``channels``, the first match that supports them wins. The result has its
+    formats in ``direction`` probed, ready for :func:`choose_format`.
+
+    Args:
+        pattern: see :func:`name_matches`. An integer is taken as a PortAudio index, with a
+            warning: indices change when USB devices come and go.
+        direction: ``"input"`` (capture) or ``"output"`` (playback).
+        rate: required sample rate, Hz.
+        channels: required channel count.
+
+    Raises:
+        DeviceError: nothing matches (the message lists every device), no match works in
+            ``direction``, or none supports ``rate``/``channels`` (the message says what the
+            best match supports).
+        ValueError: ``direction`` is neither ``"input"`` nor ``"output"``.
+    """
+    if direction not in _DIRECTIONS:
+        raise ValueError(f"direction must be 'input' or 'output', got {direction!r}")
+    text = pattern.strip()
+    with map_device_errors(pattern), portaudio() as pa:
+        devices = _enumerate(pa)
+        if text.isdigit():
+            warnings.warn(
+                f"selecting audio device {text} by index: indices change when USB devices are "
+                "plugged or unplugged; select by a name pattern instead",
+                UserWarning,
+                stacklevel=2,
+            )
+            matches = [d for d in devices if d.index == int(text)]
+        else:
+            exact = set(_alternatives(text))
+            matches = sorted(
+                (d for d in devices if name_matches(text, d.name)),
+                key=lambda d: (d.name.lower() not in exact, d.index),
+            )
+        if not matches:
+            raise DeviceError(
+                f"no audio device matches {pattern!r}; available devices: {_names(devices)}"
+            )
+        usable = [d for d in matches if d.max_channels(direction)]
+        if not usable:
+            raise DeviceError(
+                f"{_names(matches)} (matching {pattern!r}) cannot {_VERB[direction]}; devices "
+                f"that can: {_names(devices, direction)}"
+            )
+        probed = []
+        for candidate in usable:
+            info = _probe(
+                pa,
+                candidate,
+                [direction],
+                rates=[rate] if rate else [],
+                channels=[channels] if channels else [],
+            )
+            probed.append(info)
+            if any(
+                d == direction and rate in (None, r) and channels in (None, c)
+                for d, c, r in info.formats
+            ) or (rate is None and channels is None):
+                if len(usable) > 1:
+                    log.info("audio device pattern %r chose %r", pattern, info.name)
+                return info
+    best = probed[0]
+    if channels is not None and channels > best.max_channels(direction):
+        raise DeviceError(
+            f"audio device {best.name!r} has {best.max_channels(direction)} channel(s) to "
+            f"{_VERB[direction]}, {channels} requested; it supports "
+            f"{best.describe_formats(direction)}"
+        )
+    raise _format_error(best, direction, rate or round(best.default_rate), channels or 1)
+
+
+def choose_format(
+    info: DeviceInfo,
+    preferred_rates: Sequence[int],
+    channels: int,
+    *,
+    direction: Direction = "input",
+) -> tuple[int, int]:
+    """A ``(rate, channels)`` pair the device supports natively, best first.
+
+    ``preferred_rates`` (the API rate first, so nothing needs converting) are tried, then
+    48000, 44100, 16000, 32000, 24000, 22050 and 8000 Hz. At each rate ``channels`` is tried
+    first, then 1 and 2: picking one channel is cheap and lossless, resampling is neither.
+    Conversion to the API format happens in voicegw's chain; ALSA is never asked to resample.
+
+    Args:
+        info: a device probed in ``direction`` (from :func:`find_device`/:func:`list_devices`).
+        preferred_rates: rates to try first, best first.
+        channels: the channel count wanted.
+        direction: ``"input"`` or ``"output"``.
+
+    Raises:
+        DeviceError: the device was not probed in ``direction``, or supports none of these.
+    """
+    if direction not in info.probed:
+        raise DeviceError(
+            f"the formats of audio device {info.name!r} are unknown for {_VERB[direction]}; "
+            "get it from find_device() or list_devices()"
+        )
+    for rates in (preferred_rates, _FALLBACK_RATES):
+        for rate in rates:
+            for count in dict.fromkeys([channels, 1, 2]):
+                if info.supports(direction, rate, count):
+                    return rate, count
+    raise DeviceError(
+        f"audio device {info.name!r} has no usable format to {_VERB[direction]}: "
+        f"{info.describe_formats(direction)}"
+    )
+
+
+# ---------------------------------------------------------------- error mapping
+
+
+def _supported(info: DeviceInfo | None, direction: Direction | None, rate: int | None) -> str:
+    if info is None or direction is None:
+        return ""
+    if direction not in info.probed:
+        try:
+            with portaudio() as pa:
+                info = _probe(pa, info, [direction], rates=[rate] if rate else [])
+        except (OSError, ValueError):
+            return ""
+    return f"; it supports {info.describe_formats(direction)}"
+
+
+_MESSAGES = {
+    _PA_BAD_RATE: " cannot {verb} at {rate} Hz (PortAudio -9997, invalid sample rate){supported}. "
+    "Choose a supported rate: voicegw resamples itself",
+    _PA_BAD_CHANNELS: " cannot {verb} with {channels} channel(s) (PortAudio -9998){supported}",
+    _PA_UNAVAILABLE: " is busy or unavailable (PortAudio -9985): another program may have it "
+    "open (`fuser -v /dev/snd/*` shows which), or it was unplugged",
+    _PA_BAD_DEVICE: " is not a valid device (PortAudio -9996): it may have been unplugged; "
+    "indices change on hot-plug, so select devices by name",
+    **dict.fromkeys(_PA_BAD_FORMAT, " refused {rate} Hz, {channels} channel(s): {text}{supported}"),
+    _PA_HOST_ERROR: " failed to {verb} (PortAudio -9999: {text}): it may be gone, or not do "
+    "{rate} Hz{supported}",
+}
+
+
+def _explain(
+    exc: BaseException,
+    device: str | DeviceInfo,
+    direction: Direction | None,
+    rate: int | None,
+    channels: int | None,
+) -> str:
+    err = _pa_error(exc)
+    code = err[0] if err else None
+    info = device if isinstance(device, DeviceInfo) else None
+    template = _MESSAGES.get(code or 0, ": {text}" + (f" (PortAudio {code})" if code else ""))
+    detail = template.format(
+        verb=_VERB[direction] if direction else "use",
+        rate=rate,
+        channels=channels,
+        text=err[1] if err else exc,
+        supported=_supported(info, direction, rate) if "{supported}" in template else "",
+    )
+    return f"audio device {(info.name if info else device)!r}{detail}"
+
+
+@contextmanager
+def map_device_errors(
+    device: str | DeviceInfo,
+    *,
+    direction: Direction | None = None,
+    rate: int | None = None,
+    channels: int | None = None,
+) -> Iterator[None]:
+    """Turn PortAudio errors raised inside the block into :class:`DeviceError`.
+
+    PyAudio raises ``OSError`` (streams) or ``ValueError`` (format checks) carrying
+    ``(text, code)``. The :class:`DeviceError` names the device, the direction and the
+    format; for an unsupported rate or channel count it lists what the device supports
+    (probing it first when ``device`` is an unprobed :class:`DeviceInfo`).
+
+    Args:
+        device: the device, or its name or pattern.
+        direction: ``"input"`` or ``"output"``, when a stream is involved.
+        rate: the sample rate asked for, Hz.
+        channels: the channel count asked for.
+
+    Raises:
+        DeviceError: chained to the PortAudio error.
+    """
+    try:
+        yield
+    except DeviceError:
+        raise
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, ValueError) and _pa_code(exc) is None:
+            raise
+        raise DeviceError(_explain(exc, device, direction, rate, channels)) from exc
+
+
+# ---------------------------------------------------------------- streams
+
+
+class _Stream:
+    """What capture and playback share: the device, the format, start and close."""
+
+    _direction: Direction
+
+    def __init__(self, device: DeviceInfo | str, rate: int, channels: int, ms: float) -> None:
+        if rate <= 0 or channels <= 0:
+            raise ValueError("rate and channels must be positive")
+        self._frames_per_buffer = ms_to_samples(ms, rate)
+        if self._frames_per_buffer < 1:
+            raise ValueError(f"{ms} ms is shorter than one sample")
+        direction = self._direction
+        if isinstance(device, str):
+            device = find_device(device, direction, rate=rate, channels=channels)
+        elif (
+            direction in device.probed  # only API rates at 1 and 2 channels are always probed
+            and (rate in API_RATES and channels <= 2)
+            and not device.supports(direction, rate, channels)
+        ):
+            raise _format_error(device, direction, rate, channels)
+        self.device = device
+        self.name = device.name
+        self.rate = rate
+        self.channels = channels
+        self._stream: Any = None
+        self._closed = False
+
+    def start(self) -> None:
+        """Open and start the stream (idempotent).
+
+        Raises:
+            DeviceError: the stream was closed, or PortAudio refused it (device missing,
+                busy, or the format unsupported).
+            RuntimeError: a capture stream has no ``loop`` and no event loop is running.
+        """
+        if self._closed:
+            raise DeviceError(f"the stream to {self.name!r} is closed; open a new one")
+        if self._stream is not None:
+            return
+        self._bind()
+        with map_device_errors("PortAudio"):
+            pa = _acquire()
+        try:
+            with map_device_errors(
+                self.device, direction=self._direction, rate=self.rate, channels=self.channels
+            ):
+                self._stream = pa.open(
+                    format=pyaudio.paInt16,
+                    channels=self.channels,
+                    rate=self.rate,
+                    frames_per_buffer=self._frames_per_buffer,
+                    stream_callback=self._callback,
+                    start=False,
+                    **{self._direction: True, f"{self._direction}_device_index": self.device.index},
+                )
+                self._stream.start_stream()
+        except BaseException:
+            stream, self._stream = self._stream, None
+            if stream is not None:
+                _close_stream(stream, self.name)
+            _release()
+            raise
+        log.debug(
+            "%s %r: %d Hz, %d ch, %d-sample buffers",
+            _VERB[self._direction],
+            self.name,
+            self.rate,
+            self.channels,
+            self._frames_per_buffer,
+        )
+
+    def close(self) -> None:
+        """Stop and close the stream and release PortAudio (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                _close_stream(stream, self.name)
+            finally:
+                _release()
+        self._after_close()
+
+    def __enter__(self) -> _Stream:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _bind(self) -> None:
+        """Prepare for callbacks, just before the stream opens."""
+
+    def _after_close(self) -> None:
+        """Release waiters once the stream is closed."""
+
+    def _callback(
+        self, in_data: bytes | None, frame_count: int, time_info: Mapping[str, float], status: int
+    ) -> tuple[bytes | None, int]:
+        raise NotImplementedError
+
+
+def _close_stream(stream: Any, name: str) -> None:
+    try:
+        if not stream.is_stopped():
+            stream.stop_stream()
+        stream.close()
+    except OSError as exc:
+        log.warning("closing audio device %r: %s", name, exc)
+
+
+# ---------------------------------------------------------------- capture
+
+
+@dataclass(slots=True)
+class CaptureStats:
+    """Counters of a capture stream (each has one writer thread)."""
+
+    frames: int = 0
+    """Buffers the device delivered."""
+    dropped: int = 0
+    """Frames dropped from a full queue (the oldest go)."""
+    input_overflows: int = 0
+    """Buffers flagged ``paInputOverflow``: the device overran before we took its data."""
+    input_underflows: int = 0
+    """Buffers flagged ``paInputUnderflow``."""
+
+
+class PyAudioSource(_Stream):
+    """A microphone: fixed-size int16 frames from a PortAudio capture stream.
+
+    Frames are ``frame_ms`` long, shape ``(n,)`` for mono or ``(n, channels)``. They wait on
+    the event loop in a bounded queue that drops the oldest frame when full (counted in
+    ``stats.dropped``): a stalled consumer loses old audio, never memory.
+
+    Args:
+        device: a :class:`DeviceInfo`, or a name pattern for :func:`find_device`.
+        rate: sample rate, Hz, native to the device (see :func:`choose_format`).
+        channels: channels to capture.
+        frame_ms: frame length, ms; also PortAudio's buffer size.
+        loop: the loop to deliver frames to (default: the running loop at :meth:`start`).
+        queue_ms: queue bound, ms of audio (at least one frame).
+        max_frames: stop after this many frames (a timed recording); ``None``: until
+            :meth:`close`.
+        stall_s: :meth:`frames` raises :class:`DeviceError` after this long without a frame
+            (a vanished USB device stops the callbacks silently); ``None`` waits forever.
+
+    Call :meth:`start`, :meth:`frames` and :meth:`close` on the loop's thread; :meth:`start`
+    needs ``loop`` or a running loop. After :meth:`close`, frames already queued can still be
+    read, then :meth:`frames` ends.
+
+    Raises:
+        DeviceError: the device is missing or does not support ``rate``/``channels``.
+    """
+
+    _direction: Direction = "input"
+
+    def __init__(
+        self,
+        device: DeviceInfo | str,
+        rate: int,
+        channels: int,
+        frame_ms: float = 20.0,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        queue_ms: float = 500.0,
+        max_frames: int | None = None,
+        stall_s: float | None = 5.0,
+    ) -> None:
+        super().__init__(device, rate, channels, frame_ms)
+        self.frame = self._frames_per_buffer
+        """Samples per channel in each frame."""
+        self.stats = CaptureStats()
+        self.last_frame_at: float | None = None
+        """``time.monotonic()`` when the device last delivered a buffer (for a watchdog)."""
+        self._loop = loop
+        self._hand_over: Callable[..., object] = _no_loop
+        self._queue: deque[Samples] = deque(maxlen=max(1, round(queue_ms / frame_ms)))
+        self._ready = asyncio.Event()
+        self._max_frames = max_frames
+        self._stall_s = stall_s
+        self._ended = False
+
+    @property
+    def queued(self) -> int:
+        """Frames waiting in the queue."""
+        return len(self._queue)
+
+    @property
+    def ended(self) -> bool:
+        """No more frames will arrive (``max_frames`` reached, or closed)."""
+        return self._ended
+
+    async def frames(self) -> AsyncIterator[Samples]:
+        """Yield frames as the device delivers them, starting the stream if needed.
+
+        Ends after ``max_frames`` frames or :meth:`close`, once the queue is empty.
+
+        Raises:
+            DeviceError: no frame for ``stall_s`` seconds, or the stream could not start.
+        """
+        if not self._closed:
+            self.start()
+        while True:
+            if self._queue:
+                yield self._queue.popleft()
+                continue
+            if self._ended:
+                return
+            self._ready.clear()
+            try:
+                async with asyncio.timeout(self._stall_s):
+                    await self._ready.wait()
+            except TimeoutError:
+                raise DeviceError(
+                    f"no audio from {self.name!r} for {self._stall_s:g} s: the device stalled "
+                    "or was unplugged"
+                ) from None
+
+    def _bind(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        self._hand_over = self._loop.call_soon_threadsafe
+
+    def _after_close(self) -> None:
+        self._ended = True
+        self._ready.set()
+
+    # The PortAudio thread: copy, stamp, count, hand over. Nothing else.
+    def _callback(
+        self, in_data: bytes | None, frame_count: int, time_info: Mapping[str, float], status: int
+    ) -> tuple[bytes | None, int]:
+        if status & pyaudio.paInputOverflow:
+            self.stats.input_overflows += 1
+        if status & pyaudio.paInputUnderflow:
+            self.stats.input_underflows += 1
+        if in_data is None:
+            frame = np.zeros(frame_count * self.channels, dtype=np.int16)
+        else:
+            frame = np.frombuffer(in_data, dtype=np.int16).copy()
+        self.last_frame_at = time.monotonic()
+        self.stats.frames += 1
+        last = self._max_frames is not None and self.stats.frames >= self._max_frames
+        try:
+            self._hand_over(self._deliver, frame, last)
+        except RuntimeError:  # the loop is closed: nobody will read
+            return None, pyaudio.paAbort
+        return None, (pyaudio.paComplete if last else pyaudio.paContinue)
+
+    # The event loop.
+    def _deliver(self, frame: Samples, last: bool) -> None:
+        if self._closed:
+            return
+        if len(self._queue) == self._queue.maxlen:
+            self.stats.dropped += 1
+        self._queue.append(frame.reshape(-1, self.channels) if self.channels > 1 else frame)
+        self._ended = self._ended or last
+        self._ready.set()
+
+
+def _no_loop(*args: object) -> object:
+    raise RuntimeError("no event loop to deliver frames to")
+
+
+# ---------------------------------------------------------------- playback
+
+
+@dataclass(slots=True)
+class PlaybackStats:
+    """Counters of a playback stream."""
+
+    callbacks: int = 0
+    """Periods the device asked for."""
+    played: int = 0
+    """Frames (samples per channel) taken from the ring."""
+    padded: int = 0
+    """Frames of silence filled in because the ring ran short."""
+    underruns: int = 0
+    """Times the ring ran dry while audio was playing. The end of each burst of audio counts
+    once and :meth:`PyAudioSink.flush` does not; a producer that keeps writing (silence
+    included) never runs dry, so every further count is a stall."""
+    dropped: int = 0
+    """Frames dropped from a full ring (the oldest go)."""
+    flushed: int = 0
+    """Frames discarded by :meth:`PyAudioSink.flush`."""
+    device_underflows: int = 0
+    """Periods flagged ``paOutputUnderflow``: the callback itself came too late."""
+    device_overflows: int = 0
+    """Periods flagged ``paOutputOverflow``."""
+
+
+class _Ring:
+    """A fixed-capacity FIFO of interleaved int16 samples; the caller holds the lock."""
+
+    def __init__(self, frames: int, channels: int) -> None:
+        self.channels = channels
+        self._buf = np.zeros(frames * channels, dtype=np.int16)
+        self._start = 0
+        self.count = 0
+        """Samples held (all channels)."""
+
+    def write(self, x: Samples) -> int:
+        """Append ``x``; return the frames dropped from the head to make room."""
+        cap, n = len(self._buf), len(x)
+        dropped = max(0, self.count + n - cap)
+        if n >= cap:
+            x, n = x[n - cap :], cap
+            self._start = self.count = 0
+        elif dropped:
+            self._start = (self._start + dropped) % cap
+            self.count -= dropped
+        end = (self._start + self.count) % cap
+        first = min(n, cap - end)
+        self._buf[end : end + first] = x[:first]
+        self._buf[: n - first] = x[first:]
+        self.count += n
+        return dropped // self.channels
+
+    def read_into(self, out: Samples) -> int:
+        """Fill the head of ``out``; return the frames copied."""
+        cap = len(self._buf)
+        n = min(len(out), self.count)
+        first = min(n, cap - self._start)
+        out[:first] = self._buf[self._start : self._start + first]
+        out[first:n] = self._buf[: n - first]
+        self._start = (self._start + n) % cap
+        self.count -= n
+        return n // self.channels
+
+    def clear(self) -> int:
+        """Empty the ring; return the frames discarded."""
+        n, self._start, self.count = self.count, 0, 0
+        return n // self.channels
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _wake_all(waiters: _Waiters) -> None:
+    for loop, fut in waiters:
+        with suppress(RuntimeError):  # that loop is closed
+            loop.call_soon_threadsafe(_wake, fut)
+
+
+class PyAudioSink(_Stream):
+    """A speaker: a PortAudio playback stream fed from a small ring.
+
+    :meth:`write` takes mono int16 at ``rate`` and duplicates it to every device channel.
+    The sound card's callback takes one period at a time from the ring; whatever the ring
+    lacks is silence (``stats.padded``, ``stats.underruns``). A full ring drops its oldest
+    audio (``stats.dropped``): pace writes with a playout buffer, and keep ``buffer_ms`` small
+    so that :meth:`flush` (barge-in) silences the speaker quickly.
+
+    Args:
+        device: a :class:`DeviceInfo`, or a name pattern for :func:`find_device`.
+        rate: sample rate, Hz, native to the device (see :func:`choose_format`).
+        channels: device channels; mono input is duplicated to each.
+        period_ms: PortAudio's buffer size, ms.
+        buffer_ms: ring capacity, ms (at least one period).
+
+    :meth:`close` discards what is left in the ring; the device plays out what PortAudio holds.
+
+    Raises:
+        DeviceError: the device is missing or does not support ``rate``/``channels``.
+    """
+
+    _direction: Direction = "output"
+
+    def __init__(
+        self,
+        device: DeviceInfo | str,
+        rate: int,
+        channels: int = 1,
+        *,
+        period_ms: float = 20.0,
+        buffer_ms: float = 400.0,
+    ) -> None:
+        super().__init__(device, rate, channels, period_ms)
+        self.period = self._frames_per_buffer
+        """Samples per channel in each period."""
+        self.stats = PlaybackStats()
+        self._lock = threading.Lock()
+        self._ring = _Ring(max(self.period, ms_to_samples(buffer_ms, rate)), channels)
+        self._waiters: _Waiters = []
+        self._playing = False
+
+    @property
+    def queued_ms(self) -> float:
+        """Audio written but not yet handed to the device, ms."""
+        return self._ring.count / self.channels * 1000.0 / self.rate
+
+    @property
+    def latency_ms(self) -> float:
+        """PortAudio's estimate of the device's own output latency, ms (0 before start)."""
+        stream = self._stream
+        return float(stream.get_output_latency()) * 1000.0 if stream is not None else 0.0
+
+    def write(self, samples: Samples) -> None:
+        """Queue mono int16 samples, shape ``(n,)`` or ``(n, 1)``; starts the stream.
+
+        Raises:
+            DeviceError: the sink is closed, or the stream could not start.
+            ValueError: ``samples`` is not mono int16.
+        """
+        x = np.asarray(samples)
+        if x.dtype != np.int16:
+            raise ValueError(f"int16 samples expected, got {x.dtype}")
+        if x.ndim == 2 and x.shape[1] == 1:
+            x = x[:, 0]
+        if x.ndim != 1:
+            raise ValueError(f"mono samples expected, got shape {x.shape}")
+        if self._closed:
+            raise DeviceError(f"playback to {self.name!r} is closed")
+        if self.channels > 1:
+            x = np.repeat(x, self.channels)
+        with self._lock:
+            self.stats.dropped += self._ring.write(x)
+        self.start()
+
+    def flush(self) -> int:
+        """Discard the audio waiting in the ring (barge-in); return the frames discarded.
+
+        The device still plays what PortAudio already holds (:attr:`latency_ms`).
+        """
+        with self._lock:
+            n = self._ring.clear()
+            self._playing = False
+            self.stats.flushed += n
+            waiters, self._waiters = self._waiters, []
+        _wake_all(waiters)
+        return n
+
+    async def drain(self) -> None:
+        """Wait until everything written has been handed to the device.
+
+        The device then still holds about :attr:`latency_ms` of audio. Returns at once when
+        nothing is queued or the sink is closed. A vanished device never drains: wrap the
+        wait in a timeout.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self._ring.count == 0 or self._stream is None:
+                return
+            self._waiters.append((loop, fut))
+        await fut
+
+    def _after_close(self) -> None:
+        with self._lock:
+            self._ring.clear()
+            waiters, self._waiters = self._waiters, []
+        _wake_all(waiters)
+
+    # The PortAudio thread: one period out of the ring, silence for whatever is missing.
+    def _callback(
+        self, in_data: bytes | None, frame_count: int, time_info: Mapping[str, float], status: int
+    ) -> tuple[bytes | None, int]:
+        stats = self.stats
+        if status & pyaudio.paOutputUnderflow:
+            stats.device_underflows += 1
+        if status & pyaudio.paOutputOverflow:
+            stats.device_overflows += 1
+        out = np.zeros(frame_count * self.channels, dtype=np.int16)
+        waiters: _Waiters = []
+        with self._lock:
+            got = self._ring.read_into(out)
+            if got < frame_count:
+                if got or self._playing:
+                    stats.underruns += 1
+                self._playing = False
+            else:
+                self._playing = True
+            if self._ring.count == 0 and self._waiters:
+                waiters, self._waiters = self._waiters, []
+        stats.callbacks += 1
+        stats.played += got
+        stats.padded += frame_count - got
+        _wake_all(waiters)
+        return out.tobytes(), pyaudio.paContinue
+
+
+# ---------------------------------------------------------------- listing from the shell
+
+
+def _main() -> int:
+    try:
+        devices = list_devices()
+    except DeviceError as exc:
+        print(f"error: {exc}")
+        return 1
+    for info in devices:
+        print(info.describe())
+    if not devices:
+        print("no audio devices found")
+    return 0 if devices else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
