@@ -1,4 +1,4 @@
-"""The ``voicegw`` command line: ``run``, ``demo``, ``emulator``, ``check-config``, ``bench``.
+"""The ``voicegw`` command line: run, demo, emulator, check-config, devices, doctor, bench.
 
 The CLI only chooses files and a few overrides; the config loader is the only place defaults
 live. Exit statuses are distinct so systemd and scripts can tell failures apart.
@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import CloudError, ConfigError, VoiceGatewayError
+from .errors import CloudError, ConfigError, DeviceError, VoiceGatewayError
 
 __all__ = ["EXIT_CLOUD", "EXIT_CONFIG", "EXIT_FATAL_AUTH", "EXIT_OK", "main"]
 
@@ -23,6 +22,8 @@ EXIT_CONFIG = 2
 EXIT_CLOUD = 3
 #: Authentication or permission refused: restarting will not help.
 EXIT_FATAL_AUTH = 4
+#: An audio device is missing or unusable (systemd restarts: a USB card may come back).
+EXIT_DEVICE = 5
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -45,6 +46,13 @@ def _build_parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check-config", help="validate a config file without starting anything")
     chk.add_argument("file")
 
+    dev = sub.add_parser("devices", help="list sound devices, their API rates and profile matches")
+    dev.add_argument("--profile", default="", help="mark the devices this profile would pick")
+
+    doc = sub.add_parser("doctor", help="check devices, token and service, with what to fix")
+    doc.add_argument("--config", required=True, help="TOML config file")
+    doc.add_argument("--seconds", type=float, default=3.0, help="microphone meter duration")
+
     d = sub.add_parser("demo", help="a full voice exchange against the embedded emulator")
     demo.add_arguments(d)
 
@@ -57,42 +65,47 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 async def _run(config_path: str) -> int:
+    import signal
+
     from .config import load_config, read_token
-    from .gateway import Gateway
-    from .io.files import WavSink, WavSource
+    from .daemon import Daemon
 
     cfg = load_config(config_path)
     token = read_token(cfg.cloud)
     if not cfg.cloud.bot_id:
         raise ConfigError("is required", key="cloud.bot_id")
     if not cfg.audio.source or not cfg.audio.sink:
-        raise ConfigError("audio.source and audio.sink are required (file:PATH)", key="audio")
-    source = WavSource(
-        cfg.audio.source.removeprefix("file:"),
-        frame_ms=cfg.input.frame_ms,
-        realtime=cfg.audio.realtime,
-    )
-    sink = WavSink(
-        cfg.audio.sink.removeprefix("file:"), rate=cfg.audio.sink_rate or cfg.output.sample_rate
-    )
+        raise ConfigError(
+            "audio.source and audio.sink are required (a device name pattern or file:PATH), "
+            "or set audio.profile",
+            key="audio",
+        )
+    daemon = Daemon(cfg, token)
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
     try:
-        report = await Gateway(cfg, token, source=source, sink=sink).run()
-    finally:
-        sink.close()
-    for turn in report.turns:
-        print(f"turn {turn.status}: heard {turn.transcript!r}, replied {turn.reply_text!r}")
-    return EXIT_OK if report.turns else EXIT_FAILED
+        await daemon.run()
+    except asyncio.CancelledError:
+        return EXIT_OK  # SIGTERM/SIGINT: a clean stop (STOPPING was sent)
+    return EXIT_OK
+
+
+def _devices(args: argparse.Namespace) -> int:
+    from .device_report import print_devices
+
+    return print_devices(profile=args.profile)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``voicegw`` console script."""
     parser = _build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level),
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from .logsetup import configure_logging
+
+    configure_logging(args.log_level)
     try:
         if args.command == "check-config":
             from .config import load_config
@@ -102,6 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "run":
             return asyncio.run(_run(args.config))
+        if args.command == "devices":
+            return _devices(args)
+        if args.command == "doctor":
+            from .doctor import run_doctor
+
+            return asyncio.run(run_doctor(args.config, seconds=args.seconds))
         if args.command == "demo":
             from .demo import run_demo
 
@@ -124,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.code in (401, 403, 4100, 4101):
             return EXIT_FATAL_AUTH
         return EXIT_CLOUD
+    except DeviceError as exc:
+        print(f"voicegw: audio device: {exc}", file=sys.stderr)
+        return EXIT_DEVICE
     except VoiceGatewayError as exc:
         print(f"voicegw: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -524,12 +524,65 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
+def _profile_defaults(name: str) -> dict[str, dict[str, Any]]:
+    """The config keys a device profile fills in (the user's own keys win)."""
+    from .profiles import load_profile
+
+    p = load_profile(name)
+    audio: dict[str, Any] = {"period_ms": round(p.period_ms), "echo_tail_ms": round(p.echo_tail_ms)}
+    audio["echo_policy"] = "full_duplex" if p.hardware_aec else p.echo_policy
+    if p.backend == "file" and p.file is not None:
+        audio.update(
+            source=f"file:{p.file.source_wav}",
+            sink=f"file:{p.file.sink_wav}",
+            sink_rate=p.file.sink_rate,
+            realtime=p.file.realtime,
+        )
+    else:
+        audio.update(
+            source=p.input.device,
+            sink=p.output.device,
+            input_rate=p.input.rate,
+            input_channels=p.input.channels,
+            input_channel=p.input.channel if p.input.channels > 1 else -1,
+            gain_db=p.input.gain_db,
+            sink_rate=p.output.rate,
+            output_channels=p.output.channels,
+        )
+    b = p.button
+    button: dict[str, Any] = {"kind": b.kind, "active_low": b.active_low,
+                              "bounce_ms": round(b.bounce_ms)}  # fmt: skip
+    if b.kind == "gpio":
+        button["gpio_pin"] = b.pin
+    if b.kind == "evdev":
+        button.update(evdev_device=b.device, evdev_key=str(b.key))
+    return {"audio": audio, "button": button}
+
+
 def parse_config(data: Mapping[str, Any]) -> Config:
     """Build a validated :class:`Config` from a parsed TOML mapping.
 
+    When ``audio.profile`` names a device profile, its values fill every key the mapping
+    leaves unset.
+
     Raises:
-        ConfigError: naming the first unknown key or bad value.
+        ConfigError: naming the first unknown key or bad value (or the bad profile).
     """
+    audio = data.get("audio")
+    profile = audio.get("profile") if isinstance(audio, Mapping) else None
+    if profile:
+        if not isinstance(profile, str):
+            raise ConfigError(f"expected a string, got {profile!r}", key="audio.profile")
+        try:
+            defaults = _profile_defaults(profile)
+        except ConfigError as exc:
+            raise ConfigError(str(exc), key="audio.profile") from None
+        merged: dict[str, Any] = dict(data)
+        for section, values in defaults.items():
+            own = data.get(section, {})
+            if isinstance(own, Mapping):
+                merged[section] = {**values, **own}
+        data = merged
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         cls = _SECTIONS.get(name)

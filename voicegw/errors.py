@@ -18,6 +18,9 @@ Errors carry data (event type, field path, code), never tokens or audio payloads
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable, Iterator
+
 __all__ = [
     "CloudError",
     "CodecError",
@@ -29,6 +32,8 @@ __all__ = [
     "RemoteProtocolError",
     "UnsupportedCodec",
     "VoiceGatewayError",
+    "backoff",
+    "first_error",
     "is_retryable",
 ]
 
@@ -133,3 +138,40 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, (ConfigError, ProtocolError, CodecError)):
         return False
     return isinstance(exc, (OSError, TimeoutError, DeviceError))
+
+
+def backoff(
+    initial: float = 0.5,
+    *,
+    factor: float = 2.0,
+    cap: float = 30.0,
+    jitter: float = 0.25,
+    rng: Callable[[], float] = random.random,
+) -> Iterator[float]:
+    """Delays before successive reconnection attempts: exponential, capped, with jitter.
+
+    Each delay is ``min(cap, initial * factor**n)`` scaled by a random factor in
+    ``[1 - jitter, 1]`` so that many devices behind one outage do not reconnect in step.
+    """
+    delay = initial
+    while True:
+        yield min(cap, delay) * (1.0 - jitter * rng())
+        delay = min(cap, delay * factor)
+
+
+def first_error(
+    group: BaseExceptionGroup[BaseException], ignore: tuple[type[BaseException], ...] = ()
+) -> BaseException | None:
+    """The first exception in a TaskGroup's ``group`` (depth first) not of an ``ignore`` type.
+
+    Callers re-raise it so that a CloudError or DeviceError from one task reaches the CLI
+    as itself, not wrapped in an ExceptionGroup.
+    """
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found = first_error(exc, ignore)
+        else:
+            found = None if isinstance(exc, ignore) else exc
+        if found is not None:
+            return found
+    return None

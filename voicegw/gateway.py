@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -30,7 +30,7 @@ from .chains import Downlink, Uplink
 from .clock import Clock, SystemClock
 from .config import Config
 from .echo import EchoGuard
-from .errors import CloudError, LocalProtocolError, RemoteProtocolError
+from .errors import CloudError, LocalProtocolError, RemoteProtocolError, first_error
 from .io.cloud import FrameObserver, open_chat
 from .limits import LimitEnforcer
 from .playout import Pacer, PlayoutBuffer
@@ -154,6 +154,9 @@ class Gateway:
         hold_to_talk: bool = True,
         reply_timeout_s: float = 20.0,
         tools: ToolBox | None = None,
+        on_turn: Callable[[TurnReport], None] | None = None,
+        on_frame: Callable[[float], None] | None = None,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self._token = token
@@ -164,6 +167,11 @@ class Gateway:
         self.hold_to_talk = hold_to_talk
         self.reply_timeout_s = reply_timeout_s
         self.tools = tools or ToolBox()
+        self.on_turn = on_turn
+        self.on_frame = on_frame
+        self.on_ready = on_ready
+        # The uplink is muted until then while a local sound (an earcon) plays.
+        self._local_until = 0.0
         out = config.output
         self.playout = PlayoutBuffer(
             sink.rate,
@@ -226,8 +234,11 @@ class Gateway:
                     tg.create_task(self._mic_loop())
                     tg.create_task(self._play_loop())
                     tg.create_task(self._watch_done())
-            except* _Stop:
-                pass
+            except BaseExceptionGroup as group:
+                error = first_error(group, ignore=(_Stop,))
+                if error is not None:
+                    # Surface the real error (CloudError, DeviceError) rather than a group.
+                    raise error from None
             finally:
                 self._ws = None
         self.report.logid = self.session.logid or ""
@@ -281,7 +292,10 @@ class Gateway:
             self.press()
             await self._pump()
         async for frame in self.source.frames():
-            self._mic_frame(self.uplink.convert(frame), self.clock.now())
+            now = self.clock.now()
+            if self.on_frame is not None:
+                self.on_frame(now)
+            self._mic_frame(self.uplink.convert(frame), now)
             await self._pump()
         if not ptt or self.vad is not None:
             await self._silence_tail()
@@ -296,6 +310,8 @@ class Gateway:
         """One frame of API-rate mono audio: echo guard, local VAD, pre-roll, uplink."""
         if not len(mono):
             return
+        if now < self._local_until:
+            mono = np.zeros_like(mono)  # our own earcon is playing: never send it upstream
         if _is_speech(mono):
             self._last_speech = now
         self.echo.playback(not self.playout.idle, now)
@@ -343,6 +359,40 @@ class Gateway:
         self._turn = TurnReport(speech_end=self._last_speech or now)
         self.session.release(now)
         self._handle_events(now)
+
+    def play_local(self, samples: Samples) -> None:
+        """Play a local sound (an earcon) on the speaker; it is never sent upstream.
+
+        The uplink carries silence while it plays, so push-to-talk (full duplex) does not
+        send the device's own beep to the service.
+        """
+        if not len(samples):
+            return
+        now = self.clock.now()
+        self._local_until = max(self._local_until, now) + len(samples) / self.sink.rate + 0.05
+        self.playout.write(samples)
+        self.playout.end_of_reply()
+        self._audio_ready.set()
+
+    def cancel(self) -> bool:
+        """Stop the reply (press-to-interrupt): flushes playback, cancels a running chat."""
+        now = self.clock.now()
+        sent = self.session.cancel(now)
+        self._handle_events(now)
+        return sent
+
+    def state(self) -> dict[str, object]:
+        """A snapshot for the control socket and the health endpoint."""
+        s = self.session
+        return {
+            "connection": s.conn_state.name.lower(),
+            "input": s.input_state.name.lower(),
+            "chat": s.chat_state.name.lower(),
+            "playing": not self.playout.idle,
+            "volume": round(self.tools.state.volume, 3),
+            "muted": self.tools.state.muted,
+            "turns": len(self.report.turns),
+        }
 
     def send_text(self, text: str) -> None:
         """Type a user message instead of speaking (barges in on a reply in progress)."""
@@ -428,6 +478,11 @@ class Gateway:
             await asyncio.sleep(0)
 
     def _played(self, chunk: Samples) -> None:
+        state = self.tools.state
+        if state.muted:
+            chunk = np.zeros_like(chunk)
+        elif state.volume < 1.0:
+            chunk = (chunk * state.volume).astype(np.int16)
         self.sink.write(chunk)
         turn = self._audio_turn
         if turn is not None:
@@ -463,9 +518,14 @@ class Gateway:
         for ev in self.session.events_received():
             if isinstance(ev, Ready):
                 self._ready.set()
+                if self.on_ready is not None:
+                    self.on_ready()
             elif isinstance(ev, FlushPlayback):
                 self.report.flushes += 1
                 self.playout.flush(fade_ms=10)
+                flush_device = getattr(self.sink, "flush", None)
+                if callable(flush_device):
+                    flush_device()  # a sound card's own ring, so barge-in is heard at once
                 self._audio_ready.set()
                 self.downlink.reset()
             elif isinstance(ev, Received):
@@ -532,6 +592,8 @@ class Gateway:
         if self._turn is not None:
             self._turn.status = status
             self.report.turns.append(self._turn)
+            if self.on_turn is not None:
+                self.on_turn(self._turn)
             self._turn = None
 
 
