@@ -194,10 +194,22 @@ def _resolve(spec: RowSpec) -> Row:
         status = "PASS" if target.met(stats.median, ratio if ratio is not None else 0.0) else "MISS"
     note = spec.note if spec.detail is None else f"{spec.note}; {spec.detail()}"
     return Row(
-        spec.section, spec.key, spec.name, spec.unit, spec.better, stats.median, stats.p90,
-        stats.n, spec.baseline_name, baseline, components, ratio,
-        target.text if target is not None else None, status, note,
-    )  # fmt: skip
+        spec.section,
+        spec.key,
+        spec.name,
+        spec.unit,
+        spec.better,
+        stats.median,
+        stats.p90,
+        stats.n,
+        spec.baseline_name,
+        baseline,
+        components,
+        ratio,
+        target.text if target is not None else None,
+        status,
+        note,
+    )
 
 
 def _fmt(x: float | None) -> str:

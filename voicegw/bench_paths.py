@@ -224,10 +224,16 @@ def _encode_floor(codec: str, rate: int, at_rate: list[Samples], audioop: Any | 
 def delta_frame(payload: bytes, chat_id: str = "chat-1", seq: int = 0) -> str:
     """A ``conversation.audio.delta`` server frame carrying ``payload``, as the service sends."""
     message = Message(
-        id="msg-answer", conversation_id="conv-1", bot_id="bot-1", chat_id=chat_id,
-        section_id="conv-1", role="assistant", type="answer",
-        content=base64.b64encode(payload).decode(), content_type="audio",
-    )  # fmt: skip
+        id="msg-answer",
+        conversation_id="conv-1",
+        bot_id="bot-1",
+        chat_id=chat_id,
+        section_id="conv-1",
+        role="assistant",
+        type="answer",
+        content=base64.b64encode(payload).decode(),
+        content_type="audio",
+    )
     return encode(ConversationAudioDelta(id=f"evt-{seq}", message=message))
 
 

@@ -550,8 +550,11 @@ def _profile_defaults(name: str) -> dict[str, dict[str, Any]]:
             output_channels=p.output.channels,
         )
     b = p.button
-    button: dict[str, Any] = {"kind": b.kind, "active_low": b.active_low,
-                              "bounce_ms": round(b.bounce_ms)}  # fmt: skip
+    button: dict[str, Any] = {
+        "kind": b.kind,
+        "active_low": b.active_low,
+        "bounce_ms": round(b.bounce_ms),
+    }
     if b.kind == "gpio":
         button["gpio_pin"] = b.pin
     if b.kind == "evdev":

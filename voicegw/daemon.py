@@ -13,6 +13,7 @@ Everything long-lived runs in one TaskGroup; one task owns each resource.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -170,9 +171,16 @@ class Daemon:
     async def _connection_loop(self) -> None:
         delays = backoff(0.5, cap=self.config.service.reconnect_max_s)
         file_source = self.config.audio.source.startswith("file:")
+        conversation_id = self.config.cloud.conversation_id
         while True:
+            # Every connect sends the full chat.update, continuing the same conversation.
+            cfg = self.config
+            if conversation_id != cfg.cloud.conversation_id:
+                cfg = dataclasses.replace(
+                    cfg, cloud=dataclasses.replace(cfg.cloud, conversation_id=conversation_id)
+                )
             gw = Gateway(
-                self.config,
+                cfg,
                 self._token,
                 source=_WatchedSource(self.source, self),
                 sink=self.sink,
@@ -198,10 +206,10 @@ class Daemon:
                 continue
             finally:
                 self.gateway = None
-            if file_source:
-                self._report_turns(report.turns)
-                return
-            delays = backoff(0.5, cap=self.config.service.reconnect_max_s)
+                conversation_id = gw.session.conversation_id or conversation_id
+            # A normal return means the microphone ended (a file, a timed capture).
+            self._report_turns(report.turns)
+            return
 
     def _report_turns(self, turns: list[TurnReport]) -> None:
         for turn in turns:

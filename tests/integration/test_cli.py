@@ -24,9 +24,14 @@ def run(
     full_env = {k: v for k, v in os.environ.items() if k != "COZE_API_TOKEN"}
     full_env.update(env or {})
     return subprocess.run(
-        [*VOICEGW, *args], capture_output=True, text=True, env=full_env, cwd=REPO,
-        timeout=timeout_ms * MS, check=False,
-    )  # fmt: skip
+        [*VOICEGW, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=REPO,
+        timeout=timeout_ms * MS,
+        check=False,
+    )
 
 
 def test_demo_runs_both_turns_and_prints_a_readable_timeline(tmp_path: Path) -> None:
@@ -35,10 +40,19 @@ def test_demo_runs_both_turns_and_prints_a_readable_timeline(tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = proc.stdout
     assert text.startswith("emulator listening on ws://127.0.0.1:")
-    for needle in ("== ptt turn", "== server_vad turn", "> chat.update", "< chat.updated",
-                   "> input_audio_buffer.complete", "< input_audio_buffer.speech_started",
-                   "< conversation.audio.delta", "transcript :", "reply text :",
-                   "first reply audio received", "demo OK"):  # fmt: skip
+    for needle in (
+        "== ptt turn",
+        "== server_vad turn",
+        "> chat.update",
+        "< chat.updated",
+        "> input_audio_buffer.complete",
+        "< input_audio_buffer.speech_started",
+        "< conversation.audio.delta",
+        "transcript :",
+        "reply text :",
+        "first reply audio received",
+        "demo OK",
+    ):
         assert needle in text, needle
     assert not BASE64_RUN.search(text), "the timeline must never print base64 audio"
     for mode in ("ptt", "server_vad"):
@@ -49,8 +63,10 @@ def test_demo_runs_both_turns_and_prints_a_readable_timeline(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("codec", ["opus", "mp3", "g711u"])
 def test_demo_with_other_output_codecs(tmp_path: Path, codec: str) -> None:
-    proc = run(["demo", "--fast", "--modes", "ptt", "--codec", codec, "--out", str(tmp_path)],
-               timeout_ms=120_000)  # fmt: skip
+    proc = run(
+        ["demo", "--fast", "--modes", "ptt", "--codec", codec, "--out", str(tmp_path)],
+        timeout_ms=120_000,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"output {codec}/" in proc.stdout
 
@@ -70,8 +86,11 @@ def emulator_process() -> Iterator[tuple[str, str]]:
     token = "tok-cli-test"
     proc = subprocess.Popen(
         [*VOICEGW, "emulator", "--port", "0", "--token", token, "--bot", "echo"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline().strip()

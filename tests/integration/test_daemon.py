@@ -101,11 +101,13 @@ async def test_control_socket_reads_state_and_sets_volume(
     cfg = parse_config(
         {
             "cloud": {"url": emulator.url, "bot_id": "7000000000000000001"},
-            "audio": {"source": f"file:{fixtures_dir / 'short16k.wav'}",
-                      "sink": f"file:{tmp_path / 'out.wav'}"},
+            "audio": {
+                "source": f"file:{fixtures_dir / 'short16k.wav'}",
+                "sink": f"file:{tmp_path / 'out.wav'}",
+            },
             "service": {"control_socket": str(sock)},
         }
-    )  # fmt: skip
+    )
     daemon = Daemon(cfg, emulator.token)
     task = asyncio.create_task(daemon.run())
     try:

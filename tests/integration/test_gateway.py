@@ -29,8 +29,9 @@ TIMEOUT = 20_000 * MS
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
-    async with Emulator(host="127.0.0.1", port=0, token="tok-" + secrets.token_hex(8),
-                        bot="echo") as emu:  # fmt: skip
+    async with Emulator(
+        host="127.0.0.1", port=0, token="tok-" + secrets.token_hex(8), bot="echo"
+    ) as emu:
         yield emu
 
 
@@ -142,9 +143,13 @@ async def test_limit_config_paces_fixed_size_deltas(
     emulator: Emulator, fixtures_dir: Path, tmp_path: Path
 ) -> None:
     cfg = make_config(
-        emulator, codec="pcm", sample_rate=16000, frame_size_ms=40,
-        limit_period_s=1, limit_max_frames=30,
-    )  # fmt: skip
+        emulator,
+        codec="pcm",
+        sample_rate=16000,
+        frame_size_ms=40,
+        limit_period_s=1,
+        limit_max_frames=30,
+    )
     report, played = await run_gateway(
         emulator, cfg, fixtures_dir / "short16k.wav", tmp_path / "r.wav"
     )

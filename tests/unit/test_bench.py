@@ -155,8 +155,12 @@ def test_targets_are_present_and_statuses_consistent(rows: dict[str, dict[str, A
 def test_units_and_directions(rows: dict[str, dict[str, Any]]) -> None:
     for key, row in rows.items():
         section = key.split(".")[0]
-        unit = {"uplink": "us/frame", "downlink": "us/20ms", "g711-frame": "us/frame",
-                "bulk": "x realtime"}.get(section)  # fmt: skip
+        unit = {
+            "uplink": "us/frame",
+            "downlink": "us/20ms",
+            "g711-frame": "us/frame",
+            "bulk": "x realtime",
+        }.get(section)
         if unit is not None:
             assert row["unit"] == unit, key
         assert row["better"] == ("higher" if row["unit"] == "x realtime" else "lower"), key
@@ -186,8 +190,12 @@ def test_table_mode_with_the_synthetic_signal() -> None:
     assert "signal: synthetic" in text
     for section in SECTIONS:
         assert f"[{section}]" in text
-    for name in ("pcm 16 kHz", "opus 24 kHz 60 ms", "mp3 decode, streamed deltas",
-                 "speech_started -> flush applied"):  # fmt: skip
+    for name in (
+        "pcm 16 kHz",
+        "opus 24 kHz 60 ms",
+        "mp3 decode, streamed deltas",
+        "speech_started -> flush applied",
+    ):
         assert name in text
     assert "targets: " in out[-1]
 

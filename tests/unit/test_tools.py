@@ -12,8 +12,9 @@ from voicegw.tools import ToolBox
 
 
 def call(name: str, arguments: str = "{}", cid: str = "call_1") -> ToolCall:
-    return ToolCall(id=cid, type="function",
-                    function=ToolCallFunction(name=name, arguments=arguments))  # fmt: skip
+    return ToolCall(
+        id=cid, type="function", function=ToolCallFunction(name=name, arguments=arguments)
+    )
 
 
 def shout(args: dict[str, object]) -> dict[str, object]:
@@ -26,8 +27,13 @@ def broken(args: dict[str, object]) -> str:
 
 def test_builtins_change_device_state() -> None:
     box = ToolBox()
-    outs = box.run([call("set_volume", '{"level": 40}', "a"), call("mute", '{"on": true}', "b"),
-                    call("device_status", "{}", "c")])  # fmt: skip
+    outs = box.run(
+        [
+            call("set_volume", '{"level": 40}', "a"),
+            call("mute", '{"on": true}', "b"),
+            call("device_status", "{}", "c"),
+        ]
+    )
     assert [o.tool_call_id for o in outs] == ["a", "b", "c"]
     assert box.state.volume == pytest.approx(0.4) and box.state.muted
     status = json.loads(outs[2].output)

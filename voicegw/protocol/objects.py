@@ -65,10 +65,32 @@ OPUS_FRAME_MS = (2.5, 5.0, 10.0, 20.0, 40.0, 60.0)
 EMOTIONS = ("happy", "sad", "angry", "surprised", "fear", "hate", "excited", "coldness", "neutral")
 #: Both user_language vocabularies (spec 2.2.5): SDK short codes and doc locale codes.
 ASR_LANGUAGES = (
-    "common", "zh", "cant", "sc", "en", "ja", "ko", "fr", "id", "es", "pt", "ms", "ru",
-    "en-US", "ja-JP", "id-ID", "es-MX", "pt-BR", "de-DE", "fr-FR", "ko-KR", "fil-PH",
-    "ms-MY", "th-TH", "ar-SA",
-)  # fmt: skip
+    "common",
+    "zh",
+    "cant",
+    "sc",
+    "en",
+    "ja",
+    "ko",
+    "fr",
+    "id",
+    "es",
+    "pt",
+    "ms",
+    "ru",
+    "en-US",
+    "ja-JP",
+    "id-ID",
+    "es-MX",
+    "pt-BR",
+    "de-DE",
+    "fr-FR",
+    "ko-KR",
+    "fil-PH",
+    "ms-MY",
+    "th-TH",
+    "ar-SA",
+)
 
 
 def _extra() -> Any:
@@ -394,11 +416,16 @@ class Message:
     role: Literal["user", "assistant"] | None = None
     type: (
         Literal[
-            "question", "answer", "function_call", "tool_output", "tool_response",
-            "follow_up", "verbose",
+            "question",
+            "answer",
+            "function_call",
+            "tool_output",
+            "tool_response",
+            "follow_up",
+            "verbose",
         ]
         | None
-    ) = None  # fmt: skip
+    ) = None
     content: str | None = None
     content_type: Literal["text", "object_string", "card", "audio"] | None = None
     meta_data: dict[str, Any] | None = None

@@ -137,9 +137,12 @@ def _decode_envelope(
     cls = table.get(event_type)
     if cls is None:
         return UnknownEvent(
-            unknown_type=event_type, id=event_id, detail=detail, data=data,
+            unknown_type=event_type,
+            id=event_id,
+            detail=detail,
+            data=data,
             envelope_extra=env_extra,
-        )  # fmt: skip
+        )
     if data is None:
         data = {}
     elif type(data) is not dict:
