@@ -8,8 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from voicegw.codecs import describe, get_codec
 from voicegw.codecs.base import frame_to_samples
-from voicegw.codecs.opus import DECIMATOR_DELAY, FRAME_SIZES_MS, OPUS_RATES, OpusCodec
+from voicegw.codecs.opus import (
+    DECIMATOR_DELAY,
+    FRAME_SIZES_MS,
+    NATIVE_DECODE_RATE,
+    OPUS_RATES,
+    OpusCodec,
+    _Decimator,
+    _frame_array,
+)
 from voicegw.errors import CodecError, UnsupportedCodec
 
 
@@ -160,6 +169,127 @@ def test_each_packet_decodes_to_its_duration() -> None:
                 assert dec.decode(p).shape == (enc.frame_samples,)
 
 
+@pytest.mark.parametrize("decode_rate", OPUS_RATES)
+@pytest.mark.parametrize("channels", [1, 2])
+def test_each_packet_decodes_to_its_duration_at_decode_rate(
+    decode_rate: int, channels: int
+) -> None:
+    enc = OpusCodec(24000, channels, frame_size_ms=20)
+    dec = OpusCodec(24000, channels, decode_rate=decode_rate)
+    assert dec.decode_rate == decode_rate
+    n = decode_rate // 50
+    shape = (n,) if channels == 1 else (n, channels)
+    for frame_ms in (2.5, 10.0, 60.0, 20.0):
+        other = OpusCodec(24000, channels, frame_size_ms=frame_ms)
+        for p in other.encode_frames(speechlike(24000, 0.12, channels)):
+            y = dec.decode(p)
+            assert y.dtype == np.int16
+            assert y.shape[0] == round(decode_rate * frame_ms / 1000)
+    for p in enc.encode_frames(speechlike(24000, 0.1, channels)):
+        assert dec.decode(p).shape == shape
+    assert dec.flush_decoded().shape[0] == dec.decoder_delay
+
+
+def test_decode_rate_48000_returns_libopus_output_undecimated() -> None:
+    enc = OpusCodec(24000, frame_size_ms=60)
+    packets = enc.encode_frames(speechlike(24000, 1.0))
+    native = get_codec("opus", 24000, decode_rate=NATIVE_DECODE_RATE)
+    assert isinstance(native, OpusCodec)
+    assert (native.sample_rate, native.decode_rate, native.decoder_delay) == (24000, 48000, 0)
+    ys = [native.decode(p) for p in packets]
+    assert all(y.shape == (2 * enc.frame_samples,) for y in ys)
+    assert native.flush_decoded().shape == (0,)
+    # the same samples a 48 kHz codec decodes, and the same as libopus's s16 output
+    assert np.array_equal(np.concatenate(ys), decode_all(OpusCodec(48000), packets))
+    ctx = av.CodecContext.create("libopus", "r")
+    ctx.sample_rate = 48000
+    ctx.layout = "mono"
+    bare = [frame_to_samples(f) for p in packets for f in ctx.decode(av.Packet(p))]
+    assert np.array_equal(np.concatenate(ys), np.concatenate(bare))
+    # and, filtered and decimated by the 24 kHz decoder, the same audio at half the rate
+    y24 = decode_all(OpusCodec(24000), packets).astype(np.float64)
+    y48 = np.concatenate(ys).astype(np.float64)
+    lag, snr = lag_and_snr(y24, y48[::2], 100)
+    assert lag == DECIMATOR_DELAY and snr > 20, (lag, snr)
+
+
+def test_decode_rate_is_independent_of_the_encoder_rate() -> None:
+    packets = OpusCodec(48000, frame_size_ms=20, application="audio").encode_frames(
+        speechlike(48000, 0.5)
+    )
+    a = decode_all(OpusCodec(48000, decode_rate=16000), packets)
+    b = decode_all(OpusCodec(16000), packets)
+    assert np.array_equal(a, b)
+    assert OpusCodec(16000).decode_rate == 16000
+
+
+def test_decode_rate_is_validated() -> None:
+    with pytest.raises(UnsupportedCodec, match="decode_rate"):
+        OpusCodec(24000, decode_rate=44100)
+    with pytest.raises(UnsupportedCodec, match="decode_rate"):
+        get_codec("opus", 24000, decode_rate=22050)
+    assert "decode_rate" in describe("opus")
+
+
+def reference_decimate(x: np.ndarray, factor: int) -> np.ndarray:
+    """Direct float64 form of the decimator: Kaiser-windowed sinc, zero history, zero flush."""
+    taps = 2 * DECIMATOR_DELAY * factor + 1
+    n = np.arange(taps) - DECIMATOR_DELAY * factor
+    cutoff = 0.95 * 0.5 / factor
+    h = 2 * cutoff * np.sinc(2 * cutoff * n) * np.kaiser(taps, 6.76)
+    h = h / h.sum()
+    pad = np.zeros((taps - 1, x.shape[1]))
+    tail = np.zeros((DECIMATOR_DELAY * factor, x.shape[1]))
+    buf = np.concatenate((pad, x.astype(np.float64), tail))
+    count = (buf.shape[0] - taps) // factor + 1
+    y = np.stack([h @ buf[k * factor : k * factor + taps] for k in range(count)])
+    return np.clip(np.rint(y * 32768), -32768, 32767)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4, 6])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_decimator_matches_direct_fir(factor: int, channels: int) -> None:
+    rng = np.random.default_rng(factor * 10 + channels)
+    x = (rng.standard_normal((6000, channels)) * 0.3).astype(np.float32)
+    x[100:140] = 1.5  # overshoot beyond full scale must saturate
+    expected = reference_decimate(x, factor)
+    dec = _Decimator(factor, channels)
+    # uneven chunks, including ones too short to produce any output
+    sizes = [1, 7, 120, 2880, 333, 5, 960, 17, 600]
+    parts, pos, i = [], 0, 0
+    while pos < len(x):
+        size = sizes[i % len(sizes)]
+        parts.append(dec.process(x[pos : pos + size]))
+        pos += size
+        i += 1
+    parts.append(dec.flush())
+    got = np.concatenate(parts).astype(np.float64)
+    assert got.shape == expected.shape
+    assert np.max(np.abs(got - expected)) <= 1
+    assert got.max() == 32767
+    # after flush the decimator starts clean: int16 input is the same signal in other units
+    x16 = np.clip(np.rint(x * 32768), -32768, 32767).astype(np.int16)
+    as_int = np.concatenate([dec.process(x16), dec.flush()])
+    as_float = np.concatenate([dec.process(x16 / np.float32(32768)), dec.flush()])
+    assert np.array_equal(as_int, as_float)
+
+
+def test_frame_array_reads_packed_and_planar_frames() -> None:
+    packets = OpusCodec(48000, 2, frame_size_ms=20).encode_frames(speechlike(48000, 0.1, 2))
+    for name, fmt in (("libopus", None), ("libopus", "flt"), ("opus", None)):
+        ctx = av.CodecContext.create(name, "r")
+        ctx.sample_rate = 48000
+        ctx.layout = "stereo"
+        if fmt:
+            ctx.options = {"request_sample_fmt": fmt}
+        for frame in (f for p in packets for f in ctx.decode(av.Packet(p))):
+            arr = frame.to_ndarray()
+            want = arr.T if frame.format.is_planar else arr.reshape(-1, 2)
+            got = _frame_array(frame, 2)
+            assert got.shape == (frame.samples, 2)
+            assert np.array_equal(got, want), frame.format.name
+
+
 def test_lower_rate_decoder_passes_band_and_rejects_aliases() -> None:
     # A 48 kHz stream decoded at 16 kHz: 2 kHz must pass, 12 kHz must not fold to 4 kHz.
     t = np.arange(48000) / 48000
@@ -168,7 +298,8 @@ def test_lower_rate_decoder_passes_band_and_rejects_aliases() -> None:
         x = (np.sin(2 * np.pi * freq * t) * 10000).astype(np.int16)
         enc = OpusCodec(48000, frame_size_ms=20, bitrate=128000, application="audio")
         y = decode_all(OpusCodec(16000), enc.encode_frames(x))[4000:12000].astype(np.float64)
-        levels[freq] = 20 * np.log10(np.sqrt(np.mean(y**2)) / (10000 / np.sqrt(2)))
+        with np.errstate(divide="ignore"):  # all-zero output is -inf dB
+            levels[freq] = 20 * np.log10(np.sqrt(np.mean(y**2)) / (10000 / np.sqrt(2)))
     assert abs(levels[2000]) < 1.0, levels
     assert levels[12000] < -50, levels
 

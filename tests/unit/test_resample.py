@@ -11,6 +11,7 @@ from voicegw.dsp import (
     StreamResampler,
     apply_gain,
     db_to_gain,
+    float_to_int16,
     resample,
     to_channels,
     to_mono,
@@ -204,3 +205,100 @@ def test_apply_gain_saturates_and_rounds() -> None:
         apply_gain(x, -1.0)
     with pytest.raises(ValueError):
         apply_gain(x, float("nan"))
+
+
+# -- float to int16 ----------------------------------------------------------------------------
+
+
+def clip_rint_reference(y: np.ndarray) -> np.ndarray:
+    """The conversion as first written: round half to even, then saturate."""
+    return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+
+
+EXTREMES = [
+    0.0,
+    -0.0,
+    0.5,
+    -0.5,
+    1.5,
+    2.5,
+    -2.5,
+    32766.5,
+    32767.0,
+    32767.49,
+    32767.5,
+    32768.0,
+    32768.5,
+    40000.7,
+    -32767.5,
+    -32768.0,
+    -32768.49,
+    -32768.5,
+    -32769.0,
+    -40000.2,
+    1e9,
+    -1e9,
+    3.0e38,
+    -3.0e38,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 160, 320, 960, 2047, 2048, 5000, 48000])
+def test_float_to_int16_equals_clip_of_rint(dtype: type, n: int) -> None:
+    rng = np.random.default_rng(n)
+    # speech-like levels, levels far beyond int16, and exact half-integers (ties)
+    parts = [
+        rng.standard_normal(n) * 8000,
+        rng.standard_normal(n) * 60000,
+        np.round(rng.uniform(-40000, 40000, n)) + 0.5,
+    ]
+    with np.errstate(invalid="ignore"):  # NaN to int16 is a cast warning in both forms
+        for y in [*(p.astype(dtype) for p in parts), np.array(EXTREMES * 3, dtype=dtype)[:n]]:
+            expected = clip_rint_reference(y)
+            keep = y.copy()
+            got = float_to_int16(y)
+            assert got.dtype == np.int16 and got.shape == y.shape
+            assert np.array_equal(got, expected)
+            assert np.array_equal(y, keep, equal_nan=True)  # the input is left alone
+            assert np.array_equal(float_to_int16(y, overwrite=True), expected)
+
+
+def test_float_to_int16_extremes_and_shapes() -> None:
+    y = np.array(EXTREMES[:-1], dtype=np.float32)
+    got = float_to_int16(y).tolist()
+    assert got[:7] == [0, 0, 0, 0, 2, 2, -2]
+    assert got[7:14] == [32766, 32767, 32767, 32767, 32767, 32767, 32767]
+    assert got[14:20] == [-32768, -32768, -32768, -32768, -32768, -32768]
+    assert got[20:] == [32767, -32768, 32767, -32768, 32767, -32768]
+    stereo = (np.random.default_rng(3).standard_normal((480, 2)) * 50000).astype(np.float32)
+    assert np.array_equal(float_to_int16(stereo), clip_rint_reference(stereo))
+    assert np.array_equal(float_to_int16(stereo.T), clip_rint_reference(stereo.T))
+    frozen = stereo.copy()
+    frozen.flags.writeable = False
+    assert np.array_equal(float_to_int16(frozen, overwrite=True), clip_rint_reference(stereo))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.floats(allow_nan=False, width=32, min_value=-1e6, max_value=1e6),
+        min_size=1,
+        max_size=64,
+    )
+)
+def test_float_to_int16_property(values: list[float]) -> None:
+    y = np.array(values, dtype=np.float32)
+    assert np.array_equal(float_to_int16(y), clip_rint_reference(y))
+
+
+def test_resampler_output_is_rounded_and_saturated() -> None:
+    # a full-scale square wave overshoots when band-limited: the overshoot must saturate
+    x = np.tile(np.r_[np.full(24, 32767), np.full(24, -32768)].astype(np.int16), 200)
+    out = resample(x, 48000, 16000)
+    assert out.max() == 32767 and out.min() == -32768
+    y = StreamResampler(48000, 16000).process(x)
+    assert y.dtype == np.int16 and y.max() == 32767 and y.min() == -32768

@@ -55,7 +55,7 @@ _SPECS: Final = {
         OPUS_RATES,
         (1, 2),
         (16,),
-        ("frame_size_ms", "bitrate", "use_cbr", "application"),
+        ("frame_size_ms", "bitrate", "use_cbr", "application", "decode_rate"),
         lambda r, c, d, o: OpusCodec(r, c, **o),
     ),
 }
@@ -94,7 +94,9 @@ def get_codec(
             accept 8 (the wire width) or 16 (the decoded width); ``mp3``/``opus`` only 16.
         **opts: codec options: ``mp3`` takes ``bitrate`` (bit/s), ``quality``,
             ``skip_leading``; ``opus`` takes ``frame_size_ms``, ``bitrate``, ``use_cbr``,
-            ``application``.
+            ``application`` and ``decode_rate`` (the rate :meth:`Codec.decode` returns, e.g.
+            48000 for libopus's native output with no decimation; see
+            :class:`~voicegw.codecs.opus.OpusCodec`).
 
     Raises:
         UnsupportedCodec: unknown name, option, rate, depth or channel count; the message

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from voicegw.audio import Samples
+from voicegw.dsp.convert import float_to_int16
 from voicegw.errors import CodecError
 
 __all__ = ["Codec", "check_samples", "empty_samples", "frame_to_samples"]
@@ -30,7 +31,9 @@ class Codec(ABC):
 
     Attributes:
         name: registry name (``"pcm"``, ``"g711a"``, ``"g711u"``, ``"mp3"``, ``"opus"``).
-        sample_rate: samples per second per channel, on both sides of the codec.
+        sample_rate: samples per second per channel, on both sides of the codec (an
+            :class:`~voicegw.codecs.opus.OpusCodec` may decode at another rate, its
+            ``decode_rate``).
         channels: 1 or 2.
     """
 
@@ -119,7 +122,7 @@ def frame_to_samples(frame: Any) -> Samples:
     # planar is (ch, n); packed is one interleaved row
     arr = arr.T if frame.format.is_planar else arr.reshape(-1, channels)
     if arr.dtype == np.float32 or arr.dtype == np.float64:
-        arr = np.clip(np.rint(arr * 32768.0), -32768, 32767)
+        arr = float_to_int16(arr * 32768.0, overwrite=True)
     elif arr.dtype != np.int16:
         raise CodecError(f"unexpected decoded sample format {frame.format.name}")
     out: Samples = np.ascontiguousarray(arr, dtype=np.int16)

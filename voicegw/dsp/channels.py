@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from voicegw.audio import Samples
+from voicegw.dsp.convert import float_to_int16
 
 __all__ = ["apply_gain", "db_to_gain", "num_channels", "to_channels", "to_mono"]
 
@@ -103,6 +104,4 @@ def apply_gain(samples: Samples, gain: float) -> Samples:
         raise ValueError(f"gain must be a finite non-negative number, got {gain}")
     if gain == 1.0:
         return samples
-    scaled = np.rint(samples.astype(np.float32) * np.float32(gain))
-    out: Samples = np.clip(scaled, -32768, 32767).astype(np.int16)
-    return out
+    return float_to_int16(samples.astype(np.float32) * np.float32(gain), overwrite=True)

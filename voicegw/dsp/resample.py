@@ -5,9 +5,10 @@ band-limited polyphase filter with 20-bit precision and a linear phase response
 (soxr documentation, ``SOXR_HQ``). Rates are any pair the Coze APIs use
 (:data:`voicegw.audio.API_RATES`) or Opus/MP3 internal rates; libsoxr handles arbitrary ratios.
 
-Samples are converted to float32 for libsoxr and rounded back to int16 with saturation here:
-libsoxr's own integer output applies TPDF dither, which makes the output depend on how the
-input was chunked and on earlier calls, while its float path is exactly chunking-invariant.
+Samples are converted to float32 for libsoxr and rounded back to int16 with saturation by
+:func:`voicegw.dsp.convert.float_to_int16`: libsoxr's own integer output applies TPDF dither,
+which makes the output depend on how the input was chunked and on earlier calls, while its
+float path is exactly chunking-invariant.
 
 libsoxr's HQ/VHQ streams return output in irregular bursts (48k→16k in 960-sample chunks
 gives 0, 490, 0, 489, ... samples), so :class:`StreamResampler` puts an output FIFO behind the
@@ -24,6 +25,7 @@ import soxr
 from numpy.typing import NDArray
 
 from voicegw.audio import Samples
+from voicegw.dsp.convert import float_to_int16
 
 __all__ = ["QUALITIES", "StreamResampler", "resample"]
 
@@ -45,8 +47,8 @@ def _check(samples: Samples, channels: int) -> Samples:
 
 
 def _to_int16(y: NDArray[np.float32]) -> Samples:
-    out: Samples = np.clip(np.rint(y), -32768, 32767).astype(np.int16)
-    return out
+    """Round and saturate libsoxr's output, which is a fresh array, in place."""
+    return float_to_int16(y, overwrite=True)
 
 
 def _check_rates(in_rate: int, out_rate: int, quality: str) -> None:
