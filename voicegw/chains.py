@@ -19,6 +19,7 @@ import numpy as np
 
 from .audio import Samples
 from .codecs import get_codec
+from .codecs.opus import NATIVE_DECODE_RATE
 from .dsp import StreamResampler, to_mono
 
 __all__ = ["Downlink", "Uplink"]
@@ -86,11 +87,15 @@ class Downlink:
 
     def __init__(self, *, codec: str, rate: int, sink_rate: int, **opts: Any) -> None:
         self._name = codec
-        self._rate = rate
+        if codec == "opus" and sink_rate == NATIVE_DECODE_RATE:
+            # libopus decodes at 48 kHz natively: a 48 kHz speaker takes that as it is, with
+            # no decimation to the nominal rate and no resampling back up.
+            opts = {**opts, "decode_rate": NATIVE_DECODE_RATE}
         self._opts = opts
         self.codec = get_codec(codec, sample_rate=rate, channels=1, **opts)
+        self._rate = int(getattr(self.codec, "decode_rate", None) or rate)
         self.sink_rate = sink_rate
-        self.resampler = StreamResampler(rate, sink_rate, channels=1)
+        self.resampler = StreamResampler(self._rate, sink_rate, channels=1)
 
     def decode(self, payload: bytes) -> Samples:
         """Decode one delta's payload; may return fewer samples while codec state fills."""

@@ -127,6 +127,8 @@ class Daemon:
             sounds = load_earcons(self.sink.rate, level_dbfs=b.earcon_level_dbfs)
             self.earcons = {str(name): pcm for name, pcm in sounds.items()}
         self.gateway: Gateway | None = None
+        #: Finished turns, most recent last (bounded).
+        self.turns: list[TurnReport] = []
         self.capture_alive: float | None = None
         self.connected = asyncio.Event()
         self._stopping = False
@@ -222,6 +224,7 @@ class Daemon:
         self.notifier.status("connected")
 
     def _on_turn(self, turn: TurnReport) -> None:
+        self.turns = [*self.turns[-99:], turn]
         self.metrics.observe_turn(turn)
         self.notifier.status(f"turn {turn.status}")
 

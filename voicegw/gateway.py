@@ -440,7 +440,9 @@ class Gateway:
 
     async def _play_loop(self) -> None:
         n = round(self.sink.rate * _PLAY_PERIOD_S)
-        if not self._realtime:
+        # A sound card (it reports queued_ms) plays in real time whatever audio.realtime
+        # says: writing a reply to it faster would overflow its small ring.
+        if not self._realtime and not hasattr(self.sink, "queued_ms"):
             await self._play_unpaced(n)
             return
         pacer = Pacer(_PLAY_PERIOD_S, self.clock.now())
