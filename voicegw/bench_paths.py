@@ -1,9 +1,10 @@
 """Uplink and downlink rows of ``voicegw bench``: the per-frame hot paths and their floors.
 
-Uplink, per 20 ms device frame (48 kHz stereo int16): :class:`~voicegw.vad.Vad` at the device
-format, :meth:`~voicegw.chains.Uplink.process`, and for each payload an
-``input_audio_buffer.append`` event built as :class:`~voicegw.protocol.session.Session` builds
-it (a fresh ``uuid4`` id) and serialised with :func:`~voicegw.protocol.wire.encode`.
+Uplink, per 20 ms device frame (48 kHz stereo int16), the gateway's own path: one
+:meth:`~voicegw.chains.Uplink.convert` to API-rate mono, the :class:`~voicegw.echo.EchoGuard`
+gate and :class:`~voicegw.vad.Vad` on that mono stream, :meth:`~voicegw.chains.Uplink.encode`,
+and for each payload the ``input_audio_buffer.append`` frame the session writes
+(:func:`~voicegw.protocol.wire.encode_append` with the session's counter-based ids).
 
 Downlink, per ``conversation.audio.delta`` frame: :func:`~voicegw.protocol.wire.decode_server`,
 ``.audio``, :meth:`~voicegw.chains.Downlink.decode` to 48 kHz mono and
@@ -19,7 +20,6 @@ PyAV for Opus and MP3), base64 plus orjson for the event, and a deque append for
 from __future__ import annotations
 
 import base64
-import uuid
 from collections import deque
 from collections.abc import Callable
 from fractions import Fraction
@@ -39,7 +39,7 @@ from .chains import Downlink, Uplink
 from .codecs import get_codec
 from .codecs.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from .playout import PlayoutBuffer
-from .protocol.events import ConversationAudioDelta, InputAudioBufferAppend
+from .protocol.events import ConversationAudioDelta
 from .protocol.objects import Message
 from .protocol.wire import decode_server, encode
 from .vad import Vad
@@ -123,16 +123,26 @@ def _event_dict(payload: bytes) -> bytes:
 
 
 def _uplink_op(codec: str, rate: int) -> Callable[[Samples], None]:
-    vad = Vad(DEVICE_RATE, 2)
+    from .echo import EchoGuard
+    from .protocol.session import _EventIds
+    from .protocol.wire import encode_append
+
+    vad = Vad(rate, 1)
+    guard = EchoGuard("half_duplex")
+    ids = _EventIds()
     up = Uplink(device_rate=DEVICE_RATE, device_channels=2, codec=codec, rate=rate, frame_ms=20)
     now = 0.0
 
     def op(frame: Samples) -> None:
         nonlocal now
         now += 0.02
-        vad.process(frame, now)
-        for payload in up.process(frame):
-            encode(InputAudioBufferAppend(id=str(uuid.uuid4()), delta=payload))
+        mono = up.convert(frame)
+        gated = guard.gate(mono, now)
+        if gated is None:
+            gated = mono
+        vad.process(gated, now)
+        for payload in up.encode(gated):
+            encode_append(ids.next(), payload)
 
     return op
 
@@ -175,7 +185,10 @@ def build_uplink(signal: Signal, ctx: Context) -> tuple[list[Callable[[], None]]
             f"event-{key}", Probe, "event", _event_dict, payloads
         )
         target = None if codec == "opus" else UPLINK_TARGET
-        note = "48 kHz stereo capture -> Vad.process + Uplink.process + wire.encode (uuid4 id)"
+        note = (
+            "48 kHz stereo capture -> Uplink.convert + EchoGuard.gate + Vad.process (API rate) "
+            "+ Uplink.encode + wire.encode_append"
+        )
         rows.append(
             RowSpec(
                 section="uplink",
