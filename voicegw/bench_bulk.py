@@ -256,7 +256,7 @@ def _g711(bulk: _Bulk, x8: Samples, audioop: Any | None, slice_s: float) -> None
             key = f"g711{law}-{op}"
             bulk.row(
                 key,
-                f"g711{law} {op}, ours (numpy LUT)",
+                f"g711{law} {op}, ours (G711Codec)",
                 ours,
                 what,
                 ref,
