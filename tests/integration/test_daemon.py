@@ -130,3 +130,51 @@ async def test_control_socket_reads_state_and_sets_volume(
     finally:
         task.cancel()
     assert daemon.tools.state.volume == pytest.approx(0.5)
+
+
+async def test_daemon_tells_systemd_ready_status_watchdog_and_stopping(
+    emulator: Emulator, fixtures_dir: Path, tmp_path: Path
+) -> None:
+    import os
+    import socket
+
+    from voicegw.io.systemd import Notifier
+
+    path = tmp_path / "notify.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(path))
+    receiver.setblocking(False)
+    env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": str(os.getpid())}
+    notifier = Notifier(env)
+    cfg = parse_config(
+        {
+            "cloud": {"url": emulator.url, "bot_id": "7000000000000000001"},
+            "audio": {
+                "source": f"file:{fixtures_dir / 'short16k.wav'}",
+                "sink": f"file:{tmp_path / 'out.wav'}",
+            },
+        }
+    )
+    daemon = Daemon(cfg, emulator.token, notifier=notifier)
+    messages: list[str] = []
+
+    async def listen() -> None:  # systemd reads as they come (a datagram queue holds ~10)
+        loop = asyncio.get_running_loop()
+        while True:
+            messages.append((await loop.sock_recv(receiver, 4096)).decode())
+
+    listener = asyncio.create_task(listen())
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            await daemon.run()
+            while not messages[-1].startswith("STOPPING=1"):
+                await asyncio.sleep(0.01)
+    finally:
+        listener.cancel()
+        receiver.close()
+    text = "\n".join(messages)
+    assert "READY=1" in text
+    assert "STATUS=connected" in text and "STATUS=turn completed" in text
+    # The 3.3 s run is longer than half the 2 s watchdog interval, with capture alive.
+    assert "WATCHDOG=1" in text
+    assert sum(m.startswith("STOPPING=1") for m in messages) == 1
