@@ -124,7 +124,7 @@ def _event_dict(payload: bytes) -> bytes:
 
 def _uplink_op(codec: str, rate: int) -> Callable[[Samples], None]:
     from .echo import EchoGuard
-    from .protocol.session import _EventIds
+    from .protocol.outputs import _EventIds
     from .protocol.wire import encode_append
 
     vad = Vad(rate, 1)

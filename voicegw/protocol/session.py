@@ -19,13 +19,23 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import MutableMapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from . import events as ev
 from .events import ClientEvent, ServerEvent
-from .objects import Chat, ChatUpdateData, ToolCall, ToolOutput
+from .objects import Chat, ChatUpdateData, ToolOutput
+from .outputs import (
+    ConfigUpdated,
+    FlushPlayback,
+    Notice,
+    Ready,
+    Received,
+    ServerError,
+    SessionEvent,
+    ToolCallsRequested,
+    _EventIds,
+)
 from .schema import decode_object, encode_object, merge
 from .states import (
     CHAT_TRANSITIONS,
@@ -71,66 +81,6 @@ _PAST_MEMORY = 64
 _MISMATCH_CODE = 4000
 
 
-# ---------------------------------------------------------------- what the caller acts on
-
-
-@dataclass(frozen=True, slots=True)
-class Ready:
-    """The service confirmed the configuration (first ``chat.updated``); audio may flow now."""
-
-    config: ChatUpdateData
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigUpdated:
-    """A later ``chat.updated``: the effective configuration changed."""
-
-    config: ChatUpdateData
-
-
-@dataclass(frozen=True, slots=True)
-class FlushPlayback:
-    """Empty the local playback buffer now. ``epoch`` counts flushes (see ``playback_epoch``)."""
-
-    reason: str
-    epoch: int
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """A server event, in arrival order (late audio of cancelled chats excepted)."""
-
-    event: ServerEvent
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallsRequested:
-    """Run these tools, then call :meth:`Session.submit_tool_outputs` with ``chat_id``."""
-
-    chat_id: str
-    tool_calls: tuple[ToolCall, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ServerError:
-    """An ``error`` event, or a configuration the service did not honour. If ``fatal``, close."""
-
-    code: int
-    msg: str
-    fatal: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """Something odd but tolerated (unknown event or fields, an out-of-order event)."""
-
-    message: str
-
-
-SessionEvent: TypeAlias = (
-    Ready | ConfigUpdated | FlushPlayback | Received | ToolCallsRequested | ServerError | Notice
-)
-
 #: Events whose data is a Chat and that drive the chat machine (``canceled`` carries no chat).
 _CHAT_EVENTS = (
     ev.ConversationChatCreated,
@@ -146,26 +96,6 @@ class _SessionLog(logging.LoggerAdapter[logging.Logger]):
         self, msg: Any, kwargs: MutableMapping[str, Any]
     ) -> tuple[Any, MutableMapping[str, Any]]:
         return f"[{self.extra['session'] if self.extra else '?'}] {msg}", kwargs
-
-
-class _EventIds:
-    """Unique event ids in UUID v4 form: 80 random bits per session plus a counter.
-
-    Every uplink event gets a unique id (spec 8.10) so acknowledgements can be matched; a
-    fresh ``uuid4()`` per 20 ms append costs more than the rest of the frame's encoding.
-    """
-
-    __slots__ = ("_head", "_n")
-
-    def __init__(self) -> None:
-        r = uuid.uuid4().hex
-        variant = "89ab"[int(r[16], 16) & 3]
-        self._head = f"{r[:8]}-{r[8:12]}-4{r[13:16]}-{variant}{r[17:20]}-"
-        self._n = 0
-
-    def next(self) -> str:
-        self._n += 1
-        return f"{self._head}{self._n:012x}"
 
 
 class Session:
