@@ -49,7 +49,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from urllib.parse import parse_qsl, urlsplit
@@ -58,10 +58,12 @@ import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
 from .bots import Bot, bot_factory
 from .chat import ChatConnection
+from .faults import REFUSALS, CloseAction, FaultPlan, FaultRun, FaultSource, describe, resolve
 from .ids import IdFactory
 from .turns import DEFAULT_TIMING, Timing
 from .vad import DEFAULT_THRESHOLD_DBFS
@@ -96,18 +98,25 @@ class ConnectionRecord:
     close_code: int | None = None
     #: Set when the connection has ended.
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: 1-based index of the handshake that opened it (see ``faults`` on :class:`Emulator`).
+    index: int = 0
+    #: The faults injected, in order, e.g. ``"malformed_at@3"``, ``"close_at=5:1011"``.
+    faults_injected: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class _Accepted:
     logid: str
     bot_id: str
+    index: int
+    plan: FaultPlan
 
 
 @dataclass(slots=True)
 class _Handshake:
     ids: IdFactory
     accepted: dict[ServerConnection, _Accepted] = field(default_factory=dict)
+    count: int = 0
 
 
 def _query_token(value: str) -> str | None:
@@ -135,6 +144,9 @@ class Emulator:
         keep_records: how many :class:`ConnectionRecord` to keep.
         wall_clock: Unix time, for wall-time fields only.
         seed: seed for ids, for reproducible runs.
+        faults: faults to inject (see :mod:`.faults`): one :class:`~.faults.FaultPlan` for
+            every connection (its ``on`` may restrict it), a sequence of plans merged per
+            connection, or a callable from the 1-based handshake index to the plan.
 
     Raises:
         ValueError: empty token.
@@ -157,6 +169,7 @@ class Emulator:
         keep_records: int = 100,
         wall_clock: Callable[[], float] = time.time,
         seed: int | None = None,
+        faults: FaultSource | None = None,
     ) -> None:
         if not token:
             raise ValueError("the emulator always requires a token")
@@ -178,6 +191,9 @@ class Emulator:
         self.connections: deque[ConnectionRecord] = deque(maxlen=keep_records)
         self._server: Server | None = None
         self.port = 0
+        self.faults = faults
+        #: ``(index, status)`` of every upgrade refused by a ``refuse`` fault (bounded).
+        self.refused: deque[tuple[int, int]] = deque(maxlen=keep_records)
 
     @property
     def url(self) -> str:
@@ -224,14 +240,16 @@ class Emulator:
 
     # ------------------------------------------------------------------ handshake
 
-    def _refuse(self, status: int, code: int, msg: str, logid: str) -> Response:
+    def _refuse(
+        self, status: int, code: int, msg: str, logid: str, reason: str | None = None
+    ) -> Response:
         body = orjson.dumps({"code": code, "msg": msg, "detail": {"logid": logid}})
         headers = Headers()
         headers["Content-Type"] = "application/json"
         headers["Content-Length"] = str(len(body))
         headers["X-Tt-Logid"] = logid
         reasons = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}
-        return Response(status, reasons[status], headers, body)
+        return Response(status, reason or reasons[status], headers, body)
 
     def _authorized(self, request: Request, query: dict[str, str]) -> bool:
         offered = []
@@ -245,6 +263,14 @@ class Emulator:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         logid = self._hs.ids.logid()
+        self._hs.count += 1
+        index = self._hs.count
+        plan = resolve(self.faults, index)
+        if plan.refuse is not None:
+            reason, code, msg = REFUSALS[plan.refuse]
+            log.info("fault: refusing connection %d with %d (logid %s)", index, plan.refuse, logid)
+            self.refused.append((index, plan.refuse))
+            return self._refuse(plan.refuse, code, msg, logid, reason)
         parts = urlsplit(request.path)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         if parts.path != CHAT_PATH:
@@ -258,7 +284,7 @@ class Emulator:
         known = bot_id in self.bot_ids if self.bot_ids is not None else bot_id.isdigit()
         if not known:
             return self._refuse(404, 4200, f"bot not found: {bot_id}", logid)
-        self._hs.accepted[connection] = _Accepted(logid, bot_id)
+        self._hs.accepted[connection] = _Accepted(logid, bot_id, index, plan)
         return None
 
     def _process_response(
@@ -286,18 +312,37 @@ class Emulator:
             vad_threshold_dbfs=self.vad_threshold_dbfs,
             logid=accepted.logid,
         )
-        record = ConnectionRecord(core.logid, accepted.bot_id, core.received, core.sent)
+        record = ConnectionRecord(
+            core.logid, accepted.bot_id, core.received, core.sent, index=accepted.index
+        )
         self.connections.append(record)
+        plan = accepted.plan
+        run = FaultRun(
+            plan,
+            logid=core.logid,
+            bot_id=accepted.bot_id,
+            wall_clock=self._wall,
+            injected=record.faults_injected,
+        )
         log.info("connection open (logid %s, bot_id %s)", core.logid, accepted.bot_id)
+        if plan.active:
+            log.info("fault plan for logid %s: %s", core.logid, ", ".join(describe(plan)))
+        if plan.no_pong:
+            _drop_pongs(ws, run)
         lock = asyncio.Lock()
         wake = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as tg:
-                writer = tg.create_task(self._write(ws, core, lock, wake))
+                if plan.silent:
+                    run.note("silent")
+                    writer = None
+                else:
+                    writer = tg.create_task(self._write(ws, core, lock, wake, run))
                 try:
-                    await self._read(ws, core, lock, wake)
+                    await self._read(ws, core, lock, wake, run)
                 finally:
-                    writer.cancel()
+                    if writer is not None:
+                        writer.cancel()
         finally:
             record.open = False
             record.close_code = ws.close_code
@@ -305,21 +350,46 @@ class Emulator:
             log.info("connection closed (logid %s, code %s)", core.logid, ws.close_code)
 
     async def _read(
-        self, ws: ServerConnection, core: ChatConnection, lock: asyncio.Lock, wake: asyncio.Event
+        self,
+        ws: ServerConnection,
+        core: ChatConnection,
+        lock: asyncio.Lock,
+        wake: asyncio.Event,
+        run: FaultRun,
     ) -> None:
         loop = asyncio.get_running_loop()
+        plan = run.plan
+        if plan.stall_reads is not None:
+            run.note(f"stall_reads={plan.stall_reads}")
+            ws.transport.pause_reading()
+            try:
+                await asyncio.sleep(plan.stall_reads)
+            finally:
+                if not ws.transport.is_closing():
+                    ws.transport.resume_reading()
         with contextlib.suppress(ConnectionClosed):
             async for frame in ws:
+                if plan.throttle_reads is not None:
+                    await _throttle(ws, len(frame), plan.throttle_reads)
+                if plan.silent:
+                    continue
                 now = loop.time()
                 async with lock:
                     await asyncio.to_thread(core.receive, frame, now)
                 wake.set()
 
     async def _write(
-        self, ws: ServerConnection, core: ChatConnection, lock: asyncio.Lock, wake: asyncio.Event
+        self,
+        ws: ServerConnection,
+        core: ChatConnection,
+        lock: asyncio.Lock,
+        wake: asyncio.Event,
+        run: FaultRun,
     ) -> None:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(ConnectionClosed):
+            if not await _send_injections(ws, run):
+                return
             while True:
                 wake.clear()
                 async with lock:
@@ -327,6 +397,12 @@ class Emulator:
                     deadline = core.next_deadline()
                 for text in frames:
                     await ws.send(text)
+                    close = run.after_send(text)
+                    if close is not None:
+                        await _fault_close(ws, close)
+                        return
+                    if not await _send_injections(ws, run):
+                        return
                 if frames:
                     continue
                 if deadline is None:
@@ -335,6 +411,54 @@ class Emulator:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout_at(deadline):
                         await wake.wait()
+
+
+async def _send_injections(ws: ServerConnection, run: FaultRun) -> bool:
+    """Send the frames the plan injects at this position; ``False`` once it has closed."""
+    while (injection := run.next_injection()) is not None:
+        label, text = injection
+        await ws.send(text)
+        close = run.after_send(text, label)
+        if close is not None:
+            await _fault_close(ws, close)
+            return False
+    return True
+
+
+async def _fault_close(ws: ServerConnection, action: CloseAction) -> None:
+    if action.abrupt:
+        ws.transport.abort()
+    else:
+        await ws.close(action.code, action.reason)
+
+
+async def _throttle(ws: ServerConnection, size: int, rate: int) -> None:
+    """Stop reading for as long as ``size`` bytes take at ``rate`` bytes per second."""
+    ws.transport.pause_reading()
+    try:
+        await asyncio.sleep(size / rate)
+    finally:
+        if not ws.transport.is_closing():
+            ws.transport.resume_reading()
+
+
+def _drop_pongs(ws: ServerConnection, run: FaultRun) -> None:
+    """Make the connection never answer pings: drop the pongs websockets queues for them.
+
+    websockets answers a ping inside ``Protocol.recv_frame`` by calling ``send_frame`` with a
+    pong; wrapping ``send_frame`` on this connection's protocol object filters exactly those,
+    while reads, pings the emulator sends and every other frame go on as usual.
+    """
+    protocol = ws.protocol
+    send_frame = protocol.send_frame
+    run.note("no_pong")
+
+    def without_pongs(frame: Frame) -> None:
+        if frame.opcode is Opcode.PONG:
+            return
+        send_frame(frame)
+
+    protocol.send_frame = without_pongs  # type: ignore[method-assign]
 
 
 async def serve_forever(
@@ -347,12 +471,14 @@ async def serve_forever(
     missed_pongs: int = 4,
     vad_threshold_dbfs: float = DEFAULT_THRESHOLD_DBFS,
     out: Callable[[str], None] | None = None,
+    faults: Sequence[FaultPlan] = (),
 ) -> int:
     """Run an emulator until SIGINT or SIGTERM; returns the exit status (0).
 
     The first line written is ``listening on ws://HOST:PORT``. Without ``token`` a random one
     is generated and written on the second line as ``token: TOKEN`` (a token is always
-    required). Lines go to ``out`` (default: stdout, flushed).
+    required). Lines go to ``out`` (default: stdout, flushed). ``faults`` are merged per
+    connection as :func:`.faults.plan_for` does.
     """
     emit = out or (lambda line: print(line, flush=True))
     generated = token is None
@@ -371,6 +497,7 @@ async def serve_forever(
             ping_interval=ping_interval,
             missed_pongs=missed_pongs,
             vad_threshold_dbfs=vad_threshold_dbfs,
+            faults=list(faults) or None,
         ) as emu:
             emit(f"listening on {emu.url}")
             if generated:
@@ -411,6 +538,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_THRESHOLD_DBFS,
         help="server VAD speech level in dBFS (default -45)",
     )
+    parser.add_argument(
+        "--fault",
+        dest="faults",
+        metavar="SPEC",
+        action="append",
+        type=_fault_arg,
+        default=[],
+        help="inject faults, e.g. close_at=12 or refuse=401 or on=2,silent (repeatable; "
+        "see voicegw/emulator/README.md)",
+    )
+
+
+def _fault_arg(spec: str) -> FaultPlan:
+    try:
+        return FaultPlan.parse(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 async def run_from_args(ns: argparse.Namespace) -> int:
@@ -423,6 +567,7 @@ async def run_from_args(ns: argparse.Namespace) -> int:
         ping_interval=ns.ping_interval or None,
         missed_pongs=ns.missed_pongs,
         vad_threshold_dbfs=ns.vad_threshold,
+        faults=getattr(ns, "faults", None) or (),
     )
 
 
