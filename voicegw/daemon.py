@@ -23,7 +23,7 @@ from .clock import Clock, SystemClock
 from .config import Config
 from .earcons import load_earcons
 from .errors import CloudError, LocalProtocolError, backoff, first_error
-from .gateway import AudioSink, AudioSource, Gateway, TurnReport
+from .gateway import SLOW_RETRY_S, AudioSink, AudioSource, Gateway, TurnReport
 from .io.files import WavSink, WavSource
 from .io.systemd import Notifier
 from .metrics import Metrics
@@ -200,7 +200,7 @@ class Daemon:
                 self.metrics.cloud_connected.set(0)
                 if not exc.retryable:
                     raise
-                delay = next(delays)
+                delay = max(next(delays), SLOW_RETRY_S.get(exc.code or 0, 0.0))
                 log.warning("connection lost (%s); reconnecting in %.1f s", exc, delay)
                 self.notifier.status(f"reconnecting: {exc}")
                 self.metrics.reconnects.inc()

@@ -66,6 +66,9 @@ log = logging.getLogger(__name__)
 #: Speech above this RMS (dBFS) marks "the user is talking" for latency marks only.
 _SPEECH_DBFS = -45.0
 _PLAY_PERIOD_S = 0.02
+#: Service errors worth retrying only after a long wait, s: billing stops and rate limits.
+SLOW_RETRY_S: dict[int, float] = {4027: 600.0, 4028: 600.0, 4013: 60.0}
+SLOW_RETRY_CODES = frozenset(SLOW_RETRY_S)
 #: VAD modes: quiet time after the mic ends before the run is considered over.
 _SETTLE_S = 1.0
 
@@ -537,8 +540,12 @@ class Gateway:
             elif isinstance(ev, ServerError):
                 log.error("service error %s: %s", ev.code, ev.msg)
                 if ev.fatal:
+                    # Billing stops (4027/4028) end the connection but may be fixed by the
+                    # account owner: the daemon retries them slowly. Auth errors never heal.
                     raise CloudError(
-                        f"service error {ev.code}: {ev.msg}", code=ev.code, retryable=False
+                        f"service error {ev.code}: {ev.msg}",
+                        code=ev.code,
+                        retryable=ev.code in SLOW_RETRY_CODES,
                     )
             elif isinstance(ev, Notice):
                 log.info("%s", ev.message)
