@@ -10,7 +10,9 @@ See ``configs/voicegw.example.toml`` for every key with its unit and default.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -234,6 +236,8 @@ class ServiceConfig:
     """A capture stream silent this long is dead: reopened, and the watchdog is not fed, s."""
     reconnect_max_s: float = 30.0
     """Longest wait between reconnection attempts, s."""
+    offline_ptt_s: float = 30.0
+    """Push-to-talk audio kept while disconnected and sent on reconnect, s (1-300)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,10 +408,14 @@ def _validate(cfg: Config) -> None:
         return ConfigError(msg, key=key)
 
     c, t, i, o, a = cfg.cloud, cfg.turn, cfg.input, cfg.output, cfg.audio
-    scheme = urlsplit(c.url).scheme
+    try:
+        url = urlsplit(c.url)
+        scheme, host = url.scheme, url.hostname
+    except ValueError as exc:
+        raise bad("cloud.url", f"not a valid URL: {exc}") from None
     if scheme not in ("ws", "wss"):
         raise bad("cloud.url", f"must start with wss:// or ws://, got {c.url!r}")
-    if scheme == "ws" and urlsplit(c.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+    if scheme == "ws" and host not in ("127.0.0.1", "localhost", "::1"):
         raise bad("cloud.url", "plain ws:// is only allowed to a loopback emulator; use wss://")
     if c.device_id < 0:
         raise bad("cloud.device_id", "must be a non-negative integer")
@@ -505,6 +513,8 @@ def _validate(cfg: Config) -> None:
         host, _, port = sv.health_listen.rpartition(":")
         if host not in ("127.0.0.1", "localhost", "::1", "[::1]") or not port.isdigit():
             raise bad("service.health_listen", "must be a loopback HOST:PORT, e.g. 127.0.0.1:9733")
+    if not 1 <= sv.offline_ptt_s <= 300:
+        raise bad("service.offline_ptt_s", "must be 1-300 s")
     if sv.capture_timeout_s <= 0 or sv.reconnect_max_s <= 0:
         raise bad("service.capture_timeout_s", "timeouts must be positive")
     for name in cfg.tools.allow:
@@ -580,6 +590,8 @@ def parse_config(data: Mapping[str, Any]) -> Config:
             defaults = _profile_defaults(profile)
         except ConfigError as exc:
             raise ConfigError(str(exc), key="audio.profile") from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load device profile: {exc}", key="audio.profile") from None
         merged: dict[str, Any] = dict(data)
         for section, values in defaults.items():
             own = data.get(section, {})
@@ -614,8 +626,32 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
         raise ConfigError(f"{p} is not valid TOML: {exc}") from None
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
-        data.setdefault(section, {})[key] = value
+        table = data.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError("must be a table", key=section)
+        table[key] = value
     return parse_config(data)
+
+
+_log = logging.getLogger("voicegw.config")
+_warned_token_files: set[str] = set()
+
+
+def _warn_if_exposed(path: str) -> None:
+    """Warn once per file when a token file is readable or writable by group or others."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return  # reading it reports the problem
+    if not mode & 0o077 or path in _warned_token_files:
+        return
+    _warned_token_files.add(path)
+    _log.warning(
+        "token file %s is accessible by other users (mode %s); run: chmod 600 %s",
+        path,
+        stat.filemode(mode),
+        path,
+    )
 
 
 def read_token(cfg: CloudConfig, env: Mapping[str, str] | None = None) -> str:
@@ -629,6 +665,7 @@ def read_token(cfg: CloudConfig, env: Mapping[str, str] | None = None) -> str:
     if token:
         return token
     if cfg.token_file:
+        _warn_if_exposed(cfg.token_file)
         try:
             token = Path(cfg.token_file).read_text(encoding="utf-8").strip()
         except OSError as exc:

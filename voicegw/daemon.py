@@ -15,14 +15,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
+
+import numpy as np
 
 from .audio import Samples
 from .clock import Clock, SystemClock
 from .config import Config
 from .earcons import load_earcons
-from .errors import CloudError, LocalProtocolError, backoff, first_error
+from .errors import CloudError, DeviceError, LocalProtocolError, backoff, first_error
 from .gateway import SLOW_RETRY_S, AudioSink, AudioSource, Gateway, TurnReport
 from .io.files import WavSink, WavSource
 from .io.systemd import Notifier
@@ -75,19 +78,46 @@ def open_sink(cfg: Config) -> AudioSink:
     return PyAudioSink(info, rate, channels, period_ms=a.period_ms)
 
 
-class _WatchedSource:
-    """Passes frames through and tells the daemon the capture stream is alive."""
+_END = object()
+_RELEASE = object()
+#: Frames a feed holds before dropping the oldest (2 s at 20 ms).
+_FEED_FRAMES = 100
 
-    def __init__(self, inner: AudioSource, daemon: Daemon) -> None:
-        self.inner = inner
-        self.rate = inner.rate
-        self.channels = inner.channels
-        self._daemon = daemon
+
+class _Feed:
+    """One connection's microphone: frames the daemon's pump hands over, in order.
+
+    The daemon owns the real capture stream (it outlives connections); each gateway reads its
+    frames from a feed. A ``_RELEASE`` marker in the queue ends a replayed push-to-talk
+    utterance after its audio.
+    """
+
+    def __init__(self, rate: int, channels: int, maxsize: int = _FEED_FRAMES) -> None:
+        self.rate = rate
+        self.channels = channels
+        self.queue: asyncio.Queue[Samples | object] = asyncio.Queue(maxsize=maxsize)
+        self.gateway: Gateway | None = None
+        self.dropped = 0
+
+    def put(self, item: Samples | object) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()  # drop the oldest: a stalled consumer loses old audio
+            self.dropped += 1
+        self.queue.put_nowait(item)
 
     async def frames(self) -> AsyncIterator[Samples]:
-        async for frame in self.inner.frames():
-            self._daemon.capture_alive = self._daemon.clock.now()
-            yield frame
+        while True:
+            item = await self.queue.get()
+            if item is _END:
+                return
+            if item is _RELEASE:
+                if self.gateway is not None:
+                    self.gateway.release()
+                # An empty frame lets the gateway send the release now, not with the next frame.
+                shape = (0,) if self.channels == 1 else (0, self.channels)
+                yield np.zeros(shape, dtype=np.int16)
+                continue
+            yield item  # type: ignore[misc]
 
 
 class Daemon:
@@ -127,6 +157,16 @@ class Daemon:
             sounds = load_earcons(self.sink.rate, level_dbfs=b.earcon_level_dbfs)
             self.earcons = {str(name): pcm for name, pcm in sounds.items()}
         self.gateway: Gateway | None = None
+        self._own_source = source is None
+        self._delays = backoff(0.5, cap=config.service.reconnect_max_s)
+        self._source_ended = False
+        self._feed: _Feed | None = None
+        # Push-to-talk audio spoken while disconnected (device frames), replayed on reconnect.
+        self._offline: deque[Samples] = deque()
+        self._offline_talking = False
+        self._offline_released = False
+        #: VAD-mode frames dropped while disconnected (never replayed late).
+        self.dropped_offline = 0
         #: Finished turns, most recent last (bounded).
         self.turns: list[TurnReport] = []
         self.capture_alive: float | None = None
@@ -145,6 +185,7 @@ class Daemon:
         try:
             async with asyncio.TaskGroup() as tg:
                 conn = tg.create_task(self._connection_loop())
+                tg.create_task(self._mic_pump())
                 tg.create_task(self._button_loop())
                 tg.create_task(self._tick_loop())
                 if self.config.service.control_socket:
@@ -171,8 +212,7 @@ class Daemon:
                 close()
 
     async def _connection_loop(self) -> None:
-        delays = backoff(0.5, cap=self.config.service.reconnect_max_s)
-        file_source = self.config.audio.source.startswith("file:")
+        self._delays = backoff(0.5, cap=self.config.service.reconnect_max_s)
         conversation_id = self.config.cloud.conversation_id
         while True:
             # Every connect sends the full chat.update, continuing the same conversation.
@@ -181,37 +221,129 @@ class Daemon:
                 cfg = dataclasses.replace(
                     cfg, cloud=dataclasses.replace(cfg.cloud, conversation_id=conversation_id)
                 )
+            # Room for a whole offline utterance replayed at once, plus live frames.
+            period_s = self.config.audio.period_ms / 1000
+            room = round(self.config.service.offline_ptt_s / period_s) + _FEED_FRAMES
+            feed = _Feed(self.source.rate, self.source.channels, room)
             gw = Gateway(
                 cfg,
                 self._token,
-                source=_WatchedSource(self.source, self),
+                source=feed,
                 sink=self.sink,
                 clock=self.clock,
-                hold_to_talk=self.config.button.kind == "none" and file_source,
+                hold_to_talk=self.config.button.kind == "none"
+                and isinstance(self.source, WavSource),
                 tools=self.tools,
                 on_turn=self._on_turn,
                 on_ready=self._on_ready,
             )
             self.gateway = gw
+            feed.gateway = gw
+            self._feed = feed
             try:
                 report = await gw.run()
             except CloudError as exc:
+                self._detach(feed)  # before the backoff wait: we are offline from now on
                 self.connected.clear()
                 self.metrics.cloud_connected.set(0)
                 if not exc.retryable:
                     raise
-                delay = max(next(delays), SLOW_RETRY_S.get(exc.code or 0, 0.0))
+                delay = max(next(self._delays), SLOW_RETRY_S.get(exc.code or 0, 0.0))
                 log.warning("connection lost (%s); reconnecting in %.1f s", exc, delay)
                 self.notifier.status(f"reconnecting: {exc}")
                 self.metrics.reconnects.inc()
                 await asyncio.sleep(delay)
                 continue
             finally:
-                self.gateway = None
+                self._detach(feed)
                 conversation_id = gw.session.conversation_id or conversation_id
             # A normal return means the microphone ended (a file, a timed capture).
             self._report_turns(report.turns)
             return
+
+    def _detach(self, feed: _Feed) -> None:
+        """The connection ended: route audio offline; count frames it never sent."""
+        if self._feed is not feed:
+            return
+        self.gateway = None
+        self._feed = None
+        self.dropped_offline += feed.queue.qsize() + feed.dropped
+
+    async def _mic_pump(self) -> None:
+        """Own the capture stream: hand frames to the connection, or keep them while offline.
+
+        A capture that stops delivering frames (a stall, a USB unplug) is closed and opened
+        again by name with backoff; the watchdog is not fed meanwhile (``capture_alive`` goes
+        stale).
+        """
+        # Capture starts once the service first confirmed the session (a file then plays from
+        # its start; a sound card has nobody to talk to before). Later gaps are bridged: see
+        # _route.
+        await self.connected.wait()
+        delays = backoff(0.5, cap=10.0)
+        while True:
+            try:
+                async for frame in self.source.frames():
+                    self.capture_alive = self.clock.now()
+                    self._route(frame)
+                    delays = backoff(0.5, cap=10.0)
+            except DeviceError as exc:
+                self.metrics.capture_restarts.inc()
+                delay = next(delays)
+                log.warning("capture failed (%s); reopening in %.1f s", exc, delay)
+                self.notifier.status(f"microphone lost: {exc}")
+                close = getattr(self.source, "close", None)
+                if callable(close):
+                    close()
+                await asyncio.sleep(delay)
+                if self._own_source:
+                    try:
+                        self.source = open_source(self.config, clock=self.clock)
+                    except DeviceError as again:
+                        log.warning("capture device not back yet: %s", again)
+                continue
+            break  # the source ended (a file, a timed capture)
+        self._source_ended = True
+        feed = self._feed
+        if feed is not None:
+            feed.put(_END)
+
+    def _route(self, frame: Samples) -> None:
+        feed = self._feed
+        gw = self.gateway
+        if feed is not None and gw is not None and gw.ready:
+            feed.put(frame)
+        elif self._offline_talking:
+            self._offline.append(frame)
+            limit = round(self.config.service.offline_ptt_s * self.source.rate / len(frame))
+            while len(self._offline) > max(1, limit):
+                self._offline.popleft()
+                self.dropped_offline += 1
+        else:
+            # Continuous (VAD) audio during a gap is dropped and counted, never replayed late.
+            self.dropped_offline += 1
+            self.metrics.dropped_mic_frames.inc()
+
+    def _replay_offline(self) -> None:
+        """Send the push-to-talk utterance spoken while disconnected, now that we are ready."""
+        gw, feed = self.gateway, self._feed
+        if gw is None or feed is None or not (self._offline or self._offline_talking):
+            return
+        frames = list(self._offline)
+        self._offline.clear()
+        released = self._offline_released
+        self._offline_talking = False
+        self._offline_released = False
+        log.info("sending %d frames of push-to-talk audio kept while offline", len(frames))
+        try:
+            gw.press()
+        except LocalProtocolError as exc:
+            log.warning("could not replay the offline utterance: %s", exc)
+            return
+        for frame in frames:
+            feed.put(frame)
+        if released:
+            feed.put(_RELEASE)
 
     def _report_turns(self, turns: list[TurnReport]) -> None:
         for turn in turns:
@@ -219,6 +351,11 @@ class Daemon:
 
     def _on_ready(self) -> None:
         self.connected.set()
+        # A good connection: the next drop starts the backoff from the beginning again.
+        self._delays = backoff(0.5, cap=self.config.service.reconnect_max_s)
+        self._replay_offline()
+        if self._source_ended and self._feed is not None:
+            self._feed.put(_END)  # after any replayed utterance
         self.metrics.cloud_connected.set(1)
         self.gate.reset()
         self.notifier.status("connected")
@@ -258,22 +395,38 @@ class Daemon:
         """Carry out push-to-talk actions on the current connection."""
         gw = self.gateway
         for action in actions:
-            if gw is None:
-                self._earcon("error")
-                log.warning("button pressed while not connected")
+            if gw is None or not gw.ready:
+                self._offline_action(action)
                 continue
             try:
                 if isinstance(action, StartTalking):
                     gw.press()
                     self._earcon("press")
                 elif isinstance(action, StopTalking):
-                    gw.release()
+                    # Released after the frames already captured: in order, through the feed.
+                    feed = self._feed
+                    if feed is not None:
+                        feed.put(_RELEASE)
+                    else:
+                        gw.release()
                     self._earcon("release")
                 elif isinstance(action, Interrupt):
                     gw.cancel()
             except LocalProtocolError as exc:
                 log.warning("button: %s", exc)
                 self._earcon("error")
+
+    def _offline_action(self, action: Any) -> None:
+        """A button while disconnected: keep the utterance (bounded) for the next connection."""
+        if isinstance(action, StartTalking):
+            self._offline.clear()
+            self._offline_talking = True
+            self._offline_released = False
+            log.warning("talking while offline: the utterance is kept and sent on reconnect")
+        elif isinstance(action, StopTalking) and self._offline_talking:
+            self._offline_talking = False
+            self._offline_released = True
+        self._earcon("error")
 
     def _earcon(self, name: str) -> None:
         sound = self.earcons.get(name)

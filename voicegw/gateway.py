@@ -257,7 +257,11 @@ class Gateway:
         for frame in self.session.data_to_send():
             if self.observer is not None:
                 self.observer(">", frame)
-            await ws.send(frame)
+            try:
+                await ws.send(frame)
+            except ConnectionClosed as exc:
+                # Whichever task notices first: the connection is gone, reconnecting may help.
+                raise CloudError(f"the service closed the connection: {exc}") from None
 
     # ------------------------------------------------------------ tasks
     async def _read_loop(self, ws: ClientConnection) -> None:
@@ -291,11 +295,10 @@ class Gateway:
             ) from None
         ptt = self.session.turn_mode is TurnMode.PUSH_TO_TALK
         hold = ptt and self.hold_to_talk and self.vad is None
-        if hold:
-            self.press()
-            await self._pump()
         async for frame in self.source.frames():
             now = self.clock.now()
+            if hold and self.session.input_state is InputState.IDLE and not self.report.turns:
+                self.press()  # the button goes down with the first frame (none: no turn)
             if self.on_frame is not None:
                 self.on_frame(now)
             self._mic_frame(self.uplink.convert(frame), now)
@@ -362,6 +365,11 @@ class Gateway:
         self._turn = TurnReport(speech_end=self._last_speech or now)
         self.session.release(now)
         self._handle_events(now)
+
+    @property
+    def ready(self) -> bool:
+        """The service confirmed the configuration; audio may be sent."""
+        return self._ready.is_set()
 
     def play_local(self, samples: Samples) -> None:
         """Play a local sound (an earcon) on the speaker; it is never sent upstream.

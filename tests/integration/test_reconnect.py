@@ -71,14 +71,14 @@ async def test_a_reply_cut_by_a_dropped_socket_reconnects_with_the_same_conversa
     sent = second.session.config.chat_config
     assert sent is not None and sent.conversation_id == conversation
     assert second.session.config.input_audio == first.session.config.input_audio
-    # Every connection starts with chat.update before any audio.
+    # Every connection starts with chat.update, before any audio.
     for record in records:
-        types = [t for t in record.received_types if t != "input_audio_buffer.append"]
-        assert types[0] == "chat.update"
-        assert record.received_types.index("chat.update") < record.received_types.index(
-            "input_audio_buffer.append"
-        )
-    assert [t.status for t in daemon.turns] == ["completed"]
+        assert record.received_types[0] == "chat.update"
+    # The utterance was committed on the first connection; the cut reply is not resumed and
+    # the (one-shot, file) microphone has nothing more to say on the second.
+    assert records[0].received_types.count("input_audio_buffer.complete") == 1
+    assert "input_audio_buffer.append" not in records[1].received_types
+    assert daemon.turns == []
 
 
 async def test_a_refused_token_is_not_retried(fixtures_dir: Path, tmp_path: Path) -> None:
@@ -102,4 +102,143 @@ async def test_a_server_error_midway_is_survived(
     ) as emu:
         daemon = await run_daemon(emu, fixtures_dir / "short16k.wav", tmp_path / "out.wav")
         assert len(emu.connections) == 1
+    assert [t.status for t in daemon.turns] == ["completed"]
+
+
+class QueueMic:
+    """A microphone the test speaks into: 20 ms frames from a queue, ``None`` ends it."""
+
+    rate = 16000
+    channels = 1
+
+    def __init__(self, fail_first: bool = False) -> None:
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.fail_first = fail_first
+        self.opened = 0
+
+    async def frames(self) -> Any:
+        self.opened += 1
+        if self.fail_first and self.opened == 1:
+            from voicegw.errors import DeviceError
+
+            raise DeviceError("capture stalled: no frame for 5 s (USB unplugged?)")
+        while True:
+            frame = await self.queue.get()
+            if frame is None:
+                return
+            yield frame
+
+    def speak(self, samples: Any) -> None:
+        for i in range(0, len(samples) - 319, 320):
+            self.queue.put_nowait(samples[i : i + 320])
+
+
+async def wait_for(condition: Any) -> None:
+    async with asyncio.timeout(TIMEOUT):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+def config_for(emu: Emulator, tmp_path: Path, mode: str = "ptt") -> Any:
+    return parse_config(
+        {
+            "cloud": {"url": emu.url, "bot_id": "7000000000000000001"},
+            "turn": {"mode": mode},
+            "output": {"sample_rate": 16000},
+            "audio": {
+                "source": "file:unused.wav",
+                "sink": f"file:{tmp_path / 'out.wav'}",
+                "realtime": False,
+            },
+        }
+    )
+
+
+async def test_push_to_talk_during_a_disconnect_is_sent_after_reconnecting(
+    fixtures_dir: Path, tmp_path: Path
+) -> None:
+    import soundfile as sf
+
+    from voicegw.io.files import WavSink
+    from voicegw.ptt import StartTalking, StopTalking
+
+    speech, _ = sf.read(str(fixtures_dir / "short16k.wav"), dtype="int16")
+    # The first connection drops right after chat.updated.
+    plan = FaultPlan(close_at=2, abrupt=True, on=frozenset({1}))
+    async with Emulator(
+        port=0, token="tok-" + secrets.token_hex(8), bot="echo", faults=plan
+    ) as emu:
+        mic = QueueMic()
+        sink = WavSink(tmp_path / "out.wav", rate=16000)
+        daemon = Daemon(config_for(emu, tmp_path), emu.token, source=mic, sink=sink)
+        task = asyncio.create_task(daemon.run())
+        await wait_for(lambda: len(emu.connections) >= 1 and not emu.connections[0].open)
+        await wait_for(lambda: daemon.gateway is None)  # the daemon noticed: reconnecting
+        # The user presses, speaks and releases while the daemon is reconnecting.
+        daemon.apply([StartTalking(at=0.0)])
+        mic.speak(speech)
+        await wait_for(lambda: mic.queue.empty())  # the release comes after the speech
+        daemon.apply([StopTalking(at=0.0, reason="released")])
+        assert daemon.gateway is None, "reconnected too early for this test to mean anything"
+        mic.queue.put_nowait(None)
+        async with asyncio.timeout(TIMEOUT):
+            await task
+        sink.close()
+        records = list(emu.connections)
+    assert len(records) == 2
+    assert records[1].received_types.count("input_audio_buffer.complete") == 1
+    assert [t.status for t in daemon.turns] == ["completed"]
+    played, _ = sf.read(str(tmp_path / "out.wav"), dtype="int16")
+    # The whole utterance was kept: the echo is as long as what was spoken.
+    assert abs(len(played) - len(speech)) < 16000 * 0.1
+
+
+async def test_vad_audio_during_a_gap_is_dropped_and_counted(
+    fixtures_dir: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    plan = FaultPlan(close_at=2, abrupt=True, on=frozenset({1}))
+    async with Emulator(
+        port=0, token="tok-" + secrets.token_hex(8), bot="echo", faults=plan
+    ) as emu:
+        mic = QueueMic()
+        daemon = Daemon(config_for(emu, tmp_path, "server_vad"), emu.token, source=mic)
+        task = asyncio.create_task(daemon.run())
+        await wait_for(lambda: len(emu.connections) >= 1 and not emu.connections[0].open)
+        await wait_for(lambda: daemon.gateway is None)
+        mic.speak(np.full(16000, 3000, dtype=np.int16))  # 1 s during the gap
+        await wait_for(lambda: mic.queue.empty())
+        assert daemon.gateway is None
+        await wait_for(lambda: daemon.gateway is not None and daemon.gateway.ready)
+        mic.queue.put_nowait(None)
+        async with asyncio.timeout(TIMEOUT):
+            await task
+        second = emu.connections[1]
+    assert daemon.dropped_offline >= 40  # the gap's frames, never replayed late
+    assert "input_audio_buffer.speech_started" not in second.sent_types
+
+
+async def test_a_failed_capture_is_reopened(fixtures_dir: Path, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from voicegw.io.files import WavSink
+    from voicegw.ptt import StartTalking, StopTalking
+
+    speech, _ = sf.read(str(fixtures_dir / "short16k.wav"), dtype="int16")
+    async with Emulator(port=0, token="tok-" + secrets.token_hex(8), bot="echo") as emu:
+        mic = QueueMic(fail_first=True)
+        sink = WavSink(tmp_path / "out.wav", rate=16000)
+        daemon = Daemon(config_for(emu, tmp_path), emu.token, source=mic, sink=sink)
+        task = asyncio.create_task(daemon.run())
+        await wait_for(lambda: mic.opened >= 2)
+        daemon.apply([StartTalking(at=0.0)])
+        mic.speak(speech)
+        await wait_for(lambda: mic.queue.empty())  # the release comes after the speech
+        daemon.apply([StopTalking(at=0.0, reason="released")])
+        mic.queue.put_nowait(None)
+        async with asyncio.timeout(TIMEOUT):
+            await task
+        sink.close()
+    assert daemon.metrics.snapshot()["voicegw_capture_restarts"] == 1.0
     assert [t.status for t in daemon.turns] == ["completed"]

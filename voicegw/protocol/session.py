@@ -465,6 +465,13 @@ class Session:
             case ev.InputAudioBufferSpeechStarted():
                 self._on_speech_started()
             case ev.InputAudioBufferSpeechStopped():
+                if self._turn_mode is TurnMode.PUSH_TO_TALK:
+                    # release() commits a push-to-talk turn; a stray VAD event must not
+                    # count as one, or the next press() would cancel the real reply
+                    self._notice_once(
+                        "input_audio_buffer.speech_stopped in push-to-talk mode ignored"
+                    )
+                    return
                 self.marks["speech_end"] = now
                 if self._chat is ChatState.NONE or self._chat is ChatState.PENDING:
                     self._pending = max(self._pending, 1)
