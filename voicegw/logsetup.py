@@ -28,6 +28,7 @@ __all__ = [
     "configure_logging",
     "is_journal_stream",
     "redact",
+    "redact_library_loggers",
     "syslog_priority",
 ]
 
@@ -158,3 +159,19 @@ def configure_logging(
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.captureWarnings(True)
     return handler
+
+
+_LIBRARY_LOGGERS = ("websockets", "websockets.client", "websockets.server")
+
+
+def redact_library_loggers() -> None:
+    """Redact records at the source for libraries that log secrets at DEBUG (idempotent).
+
+    websockets logs every handshake header at DEBUG, ``Authorization`` included. A filter on
+    the logger itself runs before the record reaches *any* handler (pytest's, an embedding
+    application's), not only ours.
+    """
+    for name in _LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())

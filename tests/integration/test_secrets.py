@@ -144,12 +144,6 @@ async def test_gateway_debug_logs_carry_no_token_or_audio(
     assert_clean(ours, emulator.token)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="websockets logs every handshake header at DEBUG, Authorization included; only "
-    "the RedactingFilter on configure_logging's handler removes the token, so any other "
-    "handler on the root logger receives it",
-)
 async def test_raw_websockets_debug_records_carry_no_token(
     emulator: Emulator,
     debug_logging: tuple[io.StringIO, RawRecords],

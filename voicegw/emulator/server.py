@@ -61,6 +61,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
+from ..logsetup import redact_library_loggers
 from .bots import Bot, bot_factory
 from .chat import ChatConnection
 from .faults import REFUSALS, CloseAction, FaultPlan, FaultRun, FaultSource, describe, resolve
@@ -78,6 +79,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+redact_library_loggers()  # websockets logs handshake headers (the token) at DEBUG
 
 #: Largest client frame accepted.
 MAX_FRAME_BYTES = 2 * 1024 * 1024

@@ -20,10 +20,12 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
 from ..config import CloudConfig
 from ..errors import CloudError
+from ..logsetup import redact_library_loggers
 
 __all__ = ["MAX_FRAME_BYTES", "FrameObserver", "chat_url", "open_chat"]
 
 log = logging.getLogger(__name__)
+redact_library_loggers()
 
 #: Largest inbound frame accepted. Real deltas are ~20 KB (spec 2.5.5); 1 MiB leaves room.
 MAX_FRAME_BYTES = 1 << 20
