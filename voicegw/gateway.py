@@ -30,7 +30,13 @@ from .chains import Downlink, Uplink
 from .clock import Clock, SystemClock
 from .config import Config
 from .echo import EchoGuard
-from .errors import CloudError, LocalProtocolError, RemoteProtocolError, first_error
+from .errors import (
+    CloudError,
+    DeviceError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    first_error,
+)
 from .io.cloud import FrameObserver, open_chat
 from .limits import LimitEnforcer
 from .playout import Pacer, PlayoutBuffer
@@ -124,6 +130,7 @@ class RunReport:
     logid: str = ""
     conversation_id: str = ""
     dropped_mic_frames: int = 0
+    playback_errors: int = 0
     underruns: int = 0
     flushes: int = 0
 
@@ -496,7 +503,15 @@ class Gateway:
             chunk = np.zeros_like(chunk)
         elif state.volume < 1.0:
             chunk = (chunk * state.volume).astype(np.int16)
-        self.sink.write(chunk)
+        try:
+            self.sink.write(chunk)
+        except DeviceError as exc:
+            # A speaker failure must not take capture (or the connection) down with it: the
+            # period is lost and counted, and the next one tries the device again.
+            self.report.playback_errors += 1
+            if self.report.playback_errors == 1 or self.report.playback_errors % 500 == 0:
+                log.warning("speaker error (%d so far): %s", self.report.playback_errors, exc)
+            return
         turn = self._audio_turn
         if turn is not None:
             if turn.first_play is None and np.any(chunk):

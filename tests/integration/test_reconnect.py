@@ -242,3 +242,98 @@ async def test_a_failed_capture_is_reopened(fixtures_dir: Path, tmp_path: Path) 
         sink.close()
     assert daemon.metrics.snapshot()["voicegw_capture_restarts"] == 1.0
     assert [t.status for t in daemon.turns] == ["completed"]
+
+
+async def test_a_silent_peer_is_detected_by_ping_and_replaced(
+    fixtures_dir: Path, tmp_path: Path, recording: list[Gateway]
+) -> None:
+    # The first connection stops answering pings: with a 0.2 s ping interval the gateway
+    # declares it dead and the daemon reconnects.
+    plan = FaultPlan(no_pong=True, on=frozenset({1}))
+    async with Emulator(
+        port=0, token="tok-" + secrets.token_hex(8), bot="echo", faults=plan
+    ) as emu:
+        mic = QueueMic()
+        cfg = parse_config(
+            {
+                "cloud": {"url": emu.url, "bot_id": "7000000000000000001", "ping_interval_s": 0.2},
+                "audio": {"source": "file:unused.wav", "sink": f"file:{tmp_path / 'o.wav'}"},
+            }
+        )
+        daemon = Daemon(cfg, emu.token, source=mic)
+        task = asyncio.create_task(daemon.run())
+        await wait_for(
+            lambda: (
+                len(emu.connections) >= 2 and daemon.gateway is not None and daemon.gateway.ready
+            )
+        )
+        mic.queue.put_nowait(None)
+        async with asyncio.timeout(TIMEOUT):
+            await task
+    assert daemon.metrics.snapshot()["voicegw_reconnects"] >= 1.0
+    assert "no_pong" in emu.connections[0].faults_injected
+
+
+async def test_an_oversized_frame_drops_the_connection_not_the_daemon(
+    fixtures_dir: Path, tmp_path: Path
+) -> None:
+    plan = FaultPlan(oversized_at=3, oversized_bytes=3 * 1024 * 1024, on=frozenset({1}))
+    async with Emulator(
+        port=0, token="tok-" + secrets.token_hex(8), bot="echo", faults=plan
+    ) as emu:
+        mic = QueueMic()
+        daemon = Daemon(config_for(emu, tmp_path), emu.token, source=mic)
+        task = asyncio.create_task(daemon.run())
+        await wait_for(
+            lambda: (
+                len(emu.connections) >= 2 and daemon.gateway is not None and daemon.gateway.ready
+            )
+        )
+        mic.queue.put_nowait(None)
+        async with asyncio.timeout(TIMEOUT):
+            await task
+        first = emu.connections[0]
+    assert first.close_code == 1009  # "message too big": the 1 MiB inbound cap held
+    assert daemon.metrics.snapshot()["voicegw_reconnects"] == 1.0
+
+
+class FailingSink:
+    """A speaker that fails for its first writes (a USB DAC re-enumerating)."""
+
+    def __init__(self, rate: int, failures: int) -> None:
+        self.rate = rate
+        self.failures = failures
+        self.written = 0
+
+    def write(self, samples: Any) -> None:
+        from voicegw.errors import DeviceError
+
+        if self.failures > 0:
+            self.failures -= 1
+            raise DeviceError("playback device vanished")
+        self.written += len(samples)
+
+
+async def test_a_speaker_error_does_not_take_capture_down(
+    fixtures_dir: Path, tmp_path: Path
+) -> None:
+    import soundfile as sf
+
+    from voicegw.ptt import StartTalking, StopTalking
+
+    speech, _ = sf.read(str(fixtures_dir / "short16k.wav"), dtype="int16")
+    async with Emulator(port=0, token="tok-" + secrets.token_hex(8), bot="echo") as emu:
+        mic = QueueMic()
+        sink = FailingSink(16000, failures=10)
+        daemon = Daemon(config_for(emu, tmp_path), emu.token, source=mic, sink=sink)
+        task = asyncio.create_task(daemon.run())
+        await wait_for(lambda: daemon.gateway is not None and daemon.gateway.ready)
+        daemon.apply([StartTalking(at=0.0)])
+        mic.speak(speech)
+        await wait_for(lambda: mic.queue.empty())
+        daemon.apply([StopTalking(at=0.0, reason="released")])
+        mic.queue.put_nowait(None)
+        async with asyncio.timeout(TIMEOUT):
+            await task
+    assert [t.status for t in daemon.turns] == ["completed"]
+    assert sink.failures == 0 and sink.written > 16000  # it played once the device came back
