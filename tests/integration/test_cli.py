@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import MS
+from helpers import MS, emulator_subprocess, write_file_config
 
 REPO = Path(__file__).resolve().parents[2]
 VOICEGW = [sys.executable, "-m", "voicegw"]
@@ -84,38 +84,15 @@ def test_check_config_accepts_the_example_and_names_a_bad_key(tmp_path: Path) ->
 @pytest.fixture
 def emulator_process() -> Iterator[tuple[str, str]]:
     token = "tok-cli-test"
-    proc = subprocess.Popen(
-        [*VOICEGW, "emulator", "--port", "0", "--token", token, "--bot", "echo"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
-        assert first.startswith("listening on ws://127.0.0.1:"), first
-        yield first.removeprefix("listening on "), token
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10_000 * MS)
-
-
-def write_config(tmp_path: Path, url: str, mic: Path) -> Path:
-    cfg = tmp_path / "voicegw.toml"
-    cfg.write_text(
-        f'[cloud]\nurl = "{url}"\nbot_id = "7000000000000000001"\n'
-        f'[audio]\nsource = "file:{mic}"\nsink = "file:{tmp_path / "reply.wav"}"\n'
-        "realtime = false\n"
-    )
-    return cfg
+    with emulator_subprocess(token) as url:
+        yield url, token
 
 
 def test_run_against_the_emulator_process(
     emulator_process: tuple[str, str], tmp_path: Path, fixtures_dir: Path
 ) -> None:
     url, token = emulator_process
-    cfg = write_config(tmp_path, url, fixtures_dir / "short16k.wav")
+    cfg = write_file_config(tmp_path, url, fixtures_dir / "short16k.wav")
     proc = run(["run", "--config", str(cfg)], env={"COZE_API_TOKEN": token})
     assert proc.returncode == 0, proc.stderr
     assert "turn completed" in proc.stdout
@@ -127,7 +104,7 @@ def test_run_exit_statuses(
     emulator_process: tuple[str, str], tmp_path: Path, fixtures_dir: Path
 ) -> None:
     url, _ = emulator_process
-    cfg = write_config(tmp_path, url, fixtures_dir / "short16k.wav")
+    cfg = write_file_config(tmp_path, url, fixtures_dir / "short16k.wav")
     no_token = run(["run", "--config", str(cfg)])
     assert no_token.returncode == 2 and "COZE_API_TOKEN" in no_token.stderr
     wrong = run(["run", "--config", str(cfg)], env={"COZE_API_TOKEN": "pat_wrong_token"})

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import MS
+from helpers import MS, emulator_subprocess, write_file_config
 from websockets.asyncio.server import serve
 
 from voicegw.config import (
@@ -192,31 +192,8 @@ def _cli_env(extra: dict[str, str]) -> dict[str, str]:
 @pytest.fixture
 def emulator_process() -> Iterator[tuple[str, str]]:
     token = distinctive_token()
-    proc = subprocess.Popen(
-        [*VOICEGW, "emulator", "--port", "0", "--token", token, "--bot", "echo"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=REPO,
-    )
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
-        assert first.startswith("listening on ws://127.0.0.1:"), first
-        yield first.removeprefix("listening on "), token
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10_000 * MS)
-
-
-def _write_config(tmp_path: Path, url: str, mic: Path) -> Path:
-    cfg = tmp_path / "voicegw.toml"
-    cfg.write_text(
-        f'[cloud]\nurl = "{url}"\nbot_id = "7000000000000000001"\n'
-        f'[audio]\nsource = "file:{mic}"\nsink = "file:{tmp_path / "reply.wav"}"\n'
-        "realtime = false\n"
-    )
-    return cfg
+    with emulator_subprocess(token) as url:
+        yield url, token
 
 
 def _run_cli(cfg: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -235,7 +212,7 @@ def test_cli_run_at_debug_prints_no_token(
     emulator_process: tuple[str, str], tmp_path: Path, fixtures_dir: Path
 ) -> None:
     url, token = emulator_process
-    cfg = _write_config(tmp_path, url, fixtures_dir / "short16k.wav")
+    cfg = write_file_config(tmp_path, url, fixtures_dir / "short16k.wav")
     proc = _run_cli(cfg, {"COZE_API_TOKEN": token})
     assert proc.returncode == 0, proc.stderr[-2000:]
     output = proc.stdout + proc.stderr
@@ -252,7 +229,7 @@ def test_cli_run_with_a_token_file_and_a_wrong_token(
     token_file = tmp_path / "token"
     token_file.write_text(wrong + "\n")
     token_file.chmod(0o600)
-    cfg = _write_config(tmp_path, url, fixtures_dir / "short16k.wav")
+    cfg = write_file_config(tmp_path, url, fixtures_dir / "short16k.wav")
     cfg.write_text(cfg.read_text().replace("[cloud]\n", f'[cloud]\ntoken_file = "{token_file}"\n'))
     proc = _run_cli(cfg, {})
     assert proc.returncode != 0
