@@ -46,5 +46,27 @@ def test_codecs_and_dsp_do_no_io(module: str) -> None:
     assert _imported_after(module) == []
 
 
+@pytest.mark.parametrize(
+    "module",
+    [
+        "voicegw.vad",
+        "voicegw.ptt",
+        "voicegw.echo",
+        "voicegw.limits",
+        "voicegw.playout",
+        "voicegw.preroll",
+        "voicegw.chains",
+        "voicegw.watchdog",
+        "voicegw.earcons",
+        "voicegw.tools",
+        "voicegw.config",
+        "voicegw.io.device_info",
+        "voicegw.emulator.chat",
+    ],
+)
+def test_pure_state_machines_do_no_io(module: str) -> None:
+    assert _imported_after(module) == []
+
+
 def test_the_check_can_fail() -> None:
     assert "asyncio" in _imported_after("asyncio")
