@@ -70,6 +70,10 @@ class CloudConfig:
 
     url: str = "wss://ws.coze.cn"
     """WebSocket base URL (``wss://ws.coze.cn`` or ``wss://ws.coze.com``); ``/v1/chat`` is added."""
+    api_url: str = ""
+    """HTTP API base URL (create room, bind device). "" derives it from ``url``:
+    ``wss://ws.coze.cn`` -> ``https://api.coze.cn``; a loopback ``ws://host:P`` emulator ->
+    ``http://host:P+1``, where ``voicegw emulator`` serves its HTTP endpoints by default."""
     bot_id: str = ""
     """The agent, published to the API channel. Required."""
     workflow_id: str = ""
@@ -90,6 +94,20 @@ class CloudConfig:
     @property
     def chat_url(self) -> str:
         return self.url.rstrip("/") + "/v1/chat"
+
+    @property
+    def http_url(self) -> str:
+        """The HTTP API base, without a trailing slash (see ``api_url``)."""
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        parts = urlsplit(self.url)
+        host = parts.netloc
+        if parts.scheme == "wss":
+            if host.startswith("ws."):
+                host = "api." + host[3:]
+            return f"https://{host}"
+        port = (parts.port or 80) + 1
+        return f"http://{parts.hostname}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,6 +435,16 @@ def _validate(cfg: Config) -> None:
         raise bad("cloud.url", f"must start with wss:// or ws://, got {c.url!r}")
     if scheme == "ws" and host not in ("127.0.0.1", "localhost", "::1"):
         raise bad("cloud.url", "plain ws:// is only allowed to a loopback emulator; use wss://")
+    if c.api_url:
+        try:
+            api = urlsplit(c.api_url)
+            api_scheme, api_host = api.scheme, api.hostname
+        except ValueError as exc:
+            raise bad("cloud.api_url", f"not a valid URL: {exc}") from None
+        if api_scheme not in ("http", "https") or not api_host:
+            raise bad("cloud.api_url", f"must be an https:// URL, got {c.api_url!r}")
+        if api_scheme == "http" and api_host not in ("127.0.0.1", "localhost", "::1"):
+            raise bad("cloud.api_url", "plain http:// is only allowed to a loopback emulator")
     if c.device_id < 0:
         raise bad("cloud.device_id", "must be a non-negative integer")
     if not 200 <= t.silence_duration_ms <= 2000:
