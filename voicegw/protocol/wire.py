@@ -37,6 +37,7 @@ __all__ = [
     "decode",
     "decode_client",
     "decode_server",
+    "decode_with",
     "encode",
     "encode_append",
     "encode_dict",
@@ -197,6 +198,17 @@ def decode_client(frame: str | bytes) -> Event:
         RemoteProtocolError: the frame is malformed; ``event_type`` and ``path`` say where.
     """
     return _decode(frame, CLIENT_EVENTS)
+
+
+def decode_with(
+    frame: str | bytes, table: Mapping[str, type[ClientEvent]] | Mapping[str, type[ServerEvent]]
+) -> Event:
+    """Decode a frame against another API's event table (Realtime, TTS, ASR share the envelope).
+
+    Raises:
+        RemoteProtocolError: the frame is malformed; ``event_type`` and ``path`` say where.
+    """
+    return _decode(frame, table)
 
 
 def decode(frame: str | bytes, *, direction: str) -> Event:
