@@ -47,6 +47,7 @@ __all__ = [
     "InputConfig",
     "OutputConfig",
     "ServiceConfig",
+    "RealtimeConfig",
     "ToolsConfig",
     "TurnConfig",
     "load_config",
@@ -70,6 +71,9 @@ class CloudConfig:
 
     url: str = "wss://ws.coze.cn"
     """WebSocket base URL (``wss://ws.coze.cn`` or ``wss://ws.coze.com``); ``/v1/chat`` is added."""
+    api: Literal["chat", "realtime"] = "chat"
+    """``chat``: the ``/v1/chat`` WebSocket. ``realtime``: create a room (``POST
+    /v1/audio/rooms``) and talk over the RTC transport (see ``[realtime]``)."""
     api_url: str = ""
     """HTTP API base URL (create room, bind device). "" derives it from ``url``:
     ``wss://ws.coze.cn`` -> ``https://api.coze.cn``; a loopback ``ws://host:P`` emulator ->
@@ -259,6 +263,37 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RealtimeConfig:
+    """The Realtime API (``cloud.api = "realtime"``): the room and its session.
+
+    Turn modes map onto rooms: ``ptt`` -> a ``client_interrupt`` room (push-to-talk with
+    ``input_audio_buffer.start``/``complete``), ``server_vad`` and ``semantic_vad`` as named,
+    ``local_vad`` -> ``client_vad`` (the device's own VAD sends ``client.vad`` on change)."""
+
+    connector_id: str = "1024"
+    """Channel the room is created on (1024 = API)."""
+    room_mode: Literal["default", "podcast", "s2s", "translate"] = "default"
+    audio_codec: Literal["OPUS", "G711A", "G722", "AACLC"] = "OPUS"
+    """Codec of the room's audio (the WebRTC transport carries Opus)."""
+    prologue_content: str = ""
+    """Custom opening line ("" = the agent's own)."""
+    prologue_delay_ms: int = 500
+    """Delay after joining before the prologue plays, ms (0-5000)."""
+    longest_silence_ms: int = 180000
+    """The room is dismissed (error 4029) after this long without user speech, ms; a new one
+    is then created."""
+    allow_voice_interrupt: bool = True
+    """Speech while the agent talks interrupts it (barge-in)."""
+    interrupt_keywords: tuple[str, ...] = ()
+    """Only these words interrupt (max 10, each up to 8 characters; empty = any speech)."""
+    join_timeout_s: float = 10.0
+    """Seconds to wait for the transport to connect and for the agent to join."""
+    transport: Literal["webrtc"] = "webrtc"
+    """RTC transport. ``webrtc`` (aiortc) talks to the emulator and any standard WebRTC room;
+    Coze's hosted rooms need a Volcengine veRTC binding (see README)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ToolsConfig:
     """Tools the agent may run on the device (``requires_action``)."""
 
@@ -278,6 +313,7 @@ class Config:
     button: ButtonConfig = field(default_factory=ButtonConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
 
     def limit_plan(self) -> LimitPlan | None:
         """``frame_size_ms``/``limit_config`` derived from ``audio.buffer_budget_ms``, if any."""
@@ -391,6 +427,13 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if type(value) is not str:
             raise ConfigError(f"expected a string, got {value!r}", key=key)
         return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"expected a list, got {value!r}", key=key)
+        for i, v in enumerate(value):
+            if type(v) is not str:
+                raise ConfigError(f"expected a string, got {v!r}", key=f"{key}[{i}]")
+        return tuple(value)
     if getattr(tp, "__origin__", None) is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"expected a table, got {value!r}", key=key)
@@ -523,6 +566,22 @@ def _validate(cfg: Config) -> None:
         raise bad("audio.output_channels", "must be 0 (probe), 1 or 2")
     if not 10 <= a.period_ms <= 100:
         raise bad("audio.period_ms", "must be 10-100 ms")
+    r = cfg.realtime
+    if not r.connector_id.strip():
+        raise bad("realtime.connector_id", "must not be empty (1024 is the API channel)")
+    if not 0 <= r.prologue_delay_ms <= 5000:
+        raise bad("realtime.prologue_delay_ms", "must be 0-5000 ms")
+    if r.longest_silence_ms < 1000:
+        raise bad("realtime.longest_silence_ms", "must be at least 1000 ms")
+    if len(r.interrupt_keywords) > 10:
+        raise bad("realtime.interrupt_keywords", "at most 10 keywords")
+    for word in r.interrupt_keywords:
+        if not 0 < len(word) <= 8:
+            raise bad("realtime.interrupt_keywords", f"{word!r}: each keyword is 1-8 characters")
+    if not 0 < r.join_timeout_s <= 120:
+        raise bad("realtime.join_timeout_s", "must be 0-120 s")
+    if cfg.cloud.api == "realtime" and r.audio_codec != "OPUS" and r.transport == "webrtc":
+        raise bad("realtime.audio_codec", "the webrtc transport carries OPUS only")
     b = cfg.button
     if not 0 <= b.gpio_pin <= 53:
         raise bad("button.gpio_pin", "must be a BCM pin number 0-53")
@@ -559,6 +618,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "button": ButtonConfig,
     "service": ServiceConfig,
     "tools": ToolsConfig,
+    "realtime": RealtimeConfig,
 }
 
 
