@@ -1,4 +1,4 @@
-"""The websockets adapter for ``/v1/chat``.
+"""The websockets adapter for ``/v1/chat`` (and, through :func:`open_ws`, TTS and ASR).
 
 It opens the connection (token in the ``Authorization`` header, never in logs), converts
 websockets' exceptions into :class:`CloudError` at this boundary, and moves text frames between
@@ -22,7 +22,15 @@ from ..config import CloudConfig
 from ..errors import CloudError
 from ..logsetup import redact_library_loggers
 
-__all__ = ["MAX_FRAME_BYTES", "FrameObserver", "chat_url", "open_chat"]
+__all__ = [
+    "MAX_FRAME_BYTES",
+    "FrameObserver",
+    "chat_url",
+    "open_chat",
+    "open_ws",
+    "speech_url",
+    "transcriptions_url",
+]
 
 log = logging.getLogger(__name__)
 redact_library_loggers()
@@ -47,6 +55,16 @@ def chat_url(cfg: CloudConfig) -> str:
     return f"{cfg.chat_url}?{urlencode(query)}"
 
 
+def speech_url(cfg: CloudConfig) -> str:
+    """The streaming TTS URL, ``/v1/audio/speech`` (spec 4; no query parameters)."""
+    return cfg.url.rstrip("/") + "/v1/audio/speech"
+
+
+def transcriptions_url(cfg: CloudConfig) -> str:
+    """The streaming ASR URL, ``/v1/audio/transcriptions`` (spec 5; no query parameters)."""
+    return cfg.url.rstrip("/") + "/v1/audio/transcriptions"
+
+
 @contextlib.asynccontextmanager
 async def open_chat(
     cfg: CloudConfig, token: str, *, user_agent: str = "voicegw"
@@ -57,7 +75,19 @@ async def open_chat(
         CloudError: the upgrade was refused (``code`` is the Coze code mapped from the HTTP
             status, ``retryable`` says whether reconnecting may help) or the network failed.
     """
-    url = chat_url(cfg)
+    async with open_ws(cfg, token, chat_url(cfg), user_agent=user_agent) as ws:
+        yield ws
+
+
+@contextlib.asynccontextmanager
+async def open_ws(
+    cfg: CloudConfig, token: str, url: str, *, user_agent: str = "voicegw"
+) -> AsyncIterator[ClientConnection]:
+    """Connect to any of the service's WebSocket APIs at ``url`` (token in the header).
+
+    Raises:
+        CloudError: as for :func:`open_chat`.
+    """
     try:
         ws = await connect(
             url,
@@ -83,7 +113,8 @@ async def open_chat(
     except InvalidURI as exc:
         raise CloudError(f"bad service URL: {exc}", retryable=False) from None
     except (OSError, TimeoutError, InvalidHandshake) as exc:
-        raise CloudError(f"cannot connect to {cfg.chat_url}: {exc}", retryable=True) from None
+        where = url.split("?", 1)[0]
+        raise CloudError(f"cannot connect to {where}: {exc}", retryable=True) from None
     try:
         yield ws
     finally:
