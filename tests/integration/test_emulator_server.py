@@ -100,7 +100,7 @@ async def test_both_token_forms_are_accepted(
     [
         ("/v1/chat", 400, 4000),
         ("/v1/chat?bot_id=my-bot", 404, 4200),
-        (f"/v1/audio/speech?bot_id={BOT}", 404, 4200),
+        (f"/v1/audio/simult_interpretation?bot_id={BOT}", 404, 4200),
     ],
 )
 async def test_bad_path_or_bot_is_refused(emu: Emulator, path: str, status: int, code: int) -> None:

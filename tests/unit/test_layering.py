@@ -33,6 +33,8 @@ def _imported_after(module: str) -> list[str]:
         "voicegw.protocol.session",
         "voicegw.protocol.states",
         "voicegw.protocol.wire",
+        "voicegw.protocol.tts",
+        "voicegw.protocol.asr",
     ],
 )
 def test_protocol_does_no_io(module: str) -> None:
@@ -62,6 +64,17 @@ def test_codecs_and_dsp_do_no_io(module: str) -> None:
         "voicegw.config",
         "voicegw.io.device_info",
         "voicegw.emulator.chat",
+        "voicegw.emulator.tts",
+        "voicegw.emulator.transcriptions",
+        "voicegw.realtime.objects",
+        "voicegw.realtime.events",
+        "voicegw.realtime.rooms",
+        "voicegw.realtime.states",
+        "voicegw.realtime.session",
+        "voicegw.realtime.transport",
+        "voicegw.realtime.config",
+        "voicegw.emulator.agent",
+        "voicegw.emulator.agent_plan",
     ],
 )
 def test_pure_state_machines_do_no_io(module: str) -> None:

@@ -11,12 +11,14 @@
   ==========================  ======  ====  ==============================================
   problem                     status  code  msg
   ==========================  ======  ====  ==============================================
-  path other than /v1/chat    404     4200  ``"not found"``
+  unknown path (below)        404     4200  ``"not found"``
   missing or wrong token      401     4100  ``"authentication is invalid"``
   missing ``bot_id``          400     4000  ``"missing required parameter: bot_id"``
   unknown ``bot_id``          404     4200  ``"bot not found: ID"``
   ==========================  ======  ====  ==============================================
 
+  Paths: ``/v1/chat``, and ``/v1/audio/speech`` (:mod:`.tts`) and
+  ``/v1/audio/transcriptions`` (:mod:`.transcriptions`), which need only the token.
   A ``bot_id`` is known when it is in the ``bot_ids`` the emulator was given or, without that
   list, when it is a numeric string as real agent ids are (INFERRED). The checks run in the
   order of the table. The 101 response carries ``X-Tt-Logid`` too, equal to every event's
@@ -65,7 +67,11 @@ from ..logsetup import redact_library_loggers
 from .bots import Bot, bot_factory
 from .chat import ChatConnection
 from .faults import REFUSALS, CloseAction, FaultPlan, FaultRun, FaultSource, describe, resolve
+from .http import HttpApi, HttpServer
 from .ids import IdFactory
+from .room import room_factory
+from .transcriptions import TranscriptionConnection
+from .tts import SpeechConnection
 from .turns import DEFAULT_TIMING, Timing
 from .vad import DEFAULT_THRESHOLD_DBFS
 
@@ -84,6 +90,10 @@ redact_library_loggers()  # websockets logs handshake headers (the token) at DEB
 #: Largest client frame accepted.
 MAX_FRAME_BYTES = 2 * 1024 * 1024
 CHAT_PATH = "/v1/chat"
+#: Streaming TTS and ASR (spec 4, 5): a token and no query parameters.
+SPEECH_PATH = "/v1/audio/speech"
+TRANSCRIPTIONS_PATH = "/v1/audio/transcriptions"
+_Core = ChatConnection | SpeechConnection | TranscriptionConnection
 
 
 @dataclass(slots=True)
@@ -112,6 +122,7 @@ class _Accepted:
     bot_id: str
     index: int
     plan: FaultPlan
+    path: str = CHAT_PATH
 
 
 @dataclass(slots=True)
@@ -149,6 +160,8 @@ class Emulator:
         faults: faults to inject (see :mod:`.faults`): one :class:`~.faults.FaultPlan` for
             every connection (its ``on`` may restrict it), a sequence of plans merged per
             connection, or a callable from the 1-based handshake index to the plan.
+        http_port: port of the HTTP API (create room, RTC signalling, bind device; see
+            :mod:`.http`); ``None`` means ``port + 1``, or a free port when ``port`` is 0.
 
     Raises:
         ValueError: empty token.
@@ -172,6 +185,7 @@ class Emulator:
         wall_clock: Callable[[], float] = time.time,
         seed: int | None = None,
         faults: FaultSource | None = None,
+        http_port: int | None = None,
     ) -> None:
         if not token:
             raise ValueError("the emulator always requires a token")
@@ -196,6 +210,29 @@ class Emulator:
         self.faults = faults
         #: ``(index, status)`` of every upgrade refused by a ``refuse`` fault (bounded).
         self.refused: deque[tuple[int, int]] = deque(maxlen=keep_records)
+        self._requested_http_port = http_port
+        http_rng = random.Random(None if seed is None else seed + 1)  # own stream of ids
+        #: The HTTP API (Realtime rooms, bind device): ``http.api.rooms``, ``http.api.bound``.
+        self.http = HttpServer(
+            HttpApi(
+                token,
+                IdFactory(http_rng, lambda: int(wall_clock() * 1000)),
+                room_factory(
+                    self._make_bot,
+                    rng=http_rng,
+                    wall_clock=wall_clock,
+                    timing=timing,
+                    vad_threshold_dbfs=vad_threshold_dbfs,
+                    loopback=host in ("127.0.0.1", "::1", "localhost"),
+                ),
+                self.bot_ids,
+            )
+        )
+
+    @property
+    def api_url(self) -> str:
+        """``http://HOST:PORT`` of the HTTP API (use as ``CloudConfig.api_url``)."""
+        return self.http.url
 
     @property
     def url(self) -> str:
@@ -219,10 +256,20 @@ class Emulator:
             server_header="voicegw-emulator",
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
+        http_port = self._requested_http_port
+        if http_port is None:
+            http_port = self.port + 1 if self._requested_port else 0
+        try:
+            await self.http.start(self.host, http_port)
+        except BaseException:
+            await self.close()
+            raise
         log.info("emulator listening on %s (bot %s)", self.url, self.bot)
+        log.info("emulator HTTP API on %s", self.api_url)
 
     async def close(self) -> None:
         """Stop accepting, close every connection and wait for them to finish."""
+        await self.http.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -275,11 +322,14 @@ class Emulator:
             return self._refuse(plan.refuse, code, msg, logid, reason)
         parts = urlsplit(request.path)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        if parts.path != CHAT_PATH:
+        if parts.path not in (CHAT_PATH, SPEECH_PATH, TRANSCRIPTIONS_PATH):
             return self._refuse(404, 4200, "not found", logid)
         if not self._authorized(request, query):
             log.info("refused a connection: authentication is invalid (logid %s)", logid)
             return self._refuse(401, 4100, "authentication is invalid", logid)
+        if parts.path != CHAT_PATH:
+            self._hs.accepted[connection] = _Accepted(logid, "", index, plan, parts.path)
+            return None
         bot_id = query.get("bot_id", "")
         if not bot_id:
             return self._refuse(400, 4000, "missing required parameter: bot_id", logid)
@@ -304,16 +354,7 @@ class Emulator:
     async def _handle(self, ws: ServerConnection) -> None:
         accepted = self._hs.accepted.pop(ws)
         loop = asyncio.get_running_loop()
-        core = ChatConnection(
-            self._make_bot(),
-            now=loop.time(),
-            bot_id=accepted.bot_id,
-            wall_clock=self._wall,
-            rng=random.Random(self._rng.getrandbits(64)),
-            timing=self.timing,
-            vad_threshold_dbfs=self.vad_threshold_dbfs,
-            logid=accepted.logid,
-        )
+        core = self._make_core(accepted, loop.time())
         record = ConnectionRecord(
             core.logid, accepted.bot_id, core.received, core.sent, index=accepted.index
         )
@@ -351,10 +392,41 @@ class Emulator:
             record.closed.set()
             log.info("connection closed (logid %s, code %s)", core.logid, ws.close_code)
 
+    def _make_core(self, accepted: _Accepted, now: float) -> _Core:
+        rng = random.Random(self._rng.getrandbits(64))
+        if accepted.path == SPEECH_PATH:
+            return SpeechConnection(
+                self._make_bot(),
+                now=now,
+                wall_clock=self._wall,
+                rng=rng,
+                timing=self.timing,
+                logid=accepted.logid,
+            )
+        if accepted.path == TRANSCRIPTIONS_PATH:
+            return TranscriptionConnection(
+                self._make_bot(),
+                now=now,
+                wall_clock=self._wall,
+                rng=rng,
+                vad_threshold_dbfs=self.vad_threshold_dbfs,
+                logid=accepted.logid,
+            )
+        return ChatConnection(
+            self._make_bot(),
+            now=now,
+            bot_id=accepted.bot_id,
+            wall_clock=self._wall,
+            rng=rng,
+            timing=self.timing,
+            vad_threshold_dbfs=self.vad_threshold_dbfs,
+            logid=accepted.logid,
+        )
+
     async def _read(
         self,
         ws: ServerConnection,
-        core: ChatConnection,
+        core: _Core,
         lock: asyncio.Lock,
         wake: asyncio.Event,
         run: FaultRun,
@@ -383,7 +455,7 @@ class Emulator:
     async def _write(
         self,
         ws: ServerConnection,
-        core: ChatConnection,
+        core: _Core,
         lock: asyncio.Lock,
         wake: asyncio.Event,
         run: FaultRun,
@@ -474,6 +546,7 @@ async def serve_forever(
     vad_threshold_dbfs: float = DEFAULT_THRESHOLD_DBFS,
     out: Callable[[str], None] | None = None,
     faults: Sequence[FaultPlan] = (),
+    http_port: int | None = None,
 ) -> int:
     """Run an emulator until SIGINT or SIGTERM; returns the exit status (0).
 
@@ -500,6 +573,7 @@ async def serve_forever(
             missed_pongs=missed_pongs,
             vad_threshold_dbfs=vad_threshold_dbfs,
             faults=list(faults) or None,
+            http_port=http_port,
         ) as emu:
             emit(f"listening on {emu.url}")
             if generated:
@@ -550,6 +624,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="inject faults, e.g. close_at=12 or refuse=401 or on=2,silent (repeatable; "
         "see voicegw/emulator/README.md)",
     )
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=None,
+        help="port of the HTTP API (rooms, bind device); default --port + 1, or free with --port 0",
+    )
 
 
 def _fault_arg(spec: str) -> FaultPlan:
@@ -570,6 +650,7 @@ async def run_from_args(ns: argparse.Namespace) -> int:
         missed_pongs=ns.missed_pongs,
         vad_threshold_dbfs=ns.vad_threshold,
         faults=getattr(ns, "faults", None) or (),
+        http_port=getattr(ns, "http_port", None),
     )
 
 
