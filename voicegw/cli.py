@@ -1,4 +1,5 @@
-"""The ``voicegw`` command line: run, demo, emulator, check-config, devices, doctor, bench.
+"""The ``voicegw`` command line: run, demo, emulator, say, transcribe, check-config, devices,
+doctor, bench.
 
 The CLI only chooses files and a few overrides; the config loader is the only place defaults
 live. Exit statuses are distinct so systemd and scripts can tell failures apart.
@@ -56,11 +57,23 @@ def _build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="a full voice exchange against the embedded emulator")
     demo.add_arguments(d)
 
+    from . import announce
+
+    say = sub.add_parser("say", help="speak a text on the configured speaker (streaming TTS)")
+    announce.add_say_arguments(say)
+    tr = sub.add_parser("transcribe", help="print what the microphone or a WAV file says (ASR)")
+    announce.add_transcribe_arguments(tr)
+
     e = sub.add_parser("emulator", help="run the local Coze protocol emulator")
     emulator_server.add_arguments(e)
 
     b = sub.add_parser("bench", help="measure per-frame costs and latencies on this machine")
     bench.add_arguments(b)
+
+    from . import bind
+
+    bd = sub.add_parser("bind", help="register this device id with a custom channel (connector)")
+    bind.add_arguments(bd)
     return p
 
 
@@ -125,6 +138,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             return asyncio.run(run_demo(args))
+        if args.command in ("say", "transcribe"):
+            from . import announce
+
+            runner = announce.run_say if args.command == "say" else announce.run_transcribe
+            return asyncio.run(runner(args))
+        if args.command == "bind":
+            from .bind import run_bind
+
+            return asyncio.run(run_bind(args))
         if args.command == "bench":
             from .bench import run_bench
 

@@ -5,6 +5,11 @@ sox (unless given a WAV), and runs the gateway twice with a file-backed micropho
 one push-to-talk turn and one server-VAD turn. It prints the timeline of every event, the
 transcript and reply text, the latencies (end of user speech -> first reply audio received ->
 first reply audio written to the speaker) and the reply WAV paths.
+
+With ``--realtime`` the same turns go through the Realtime API instead: each turn creates a
+room (``POST /v1/audio/rooms``), joins it over WebRTC on loopback, and talks to the emulator's
+simulated agent, push-to-talk with ``input_audio_buffer.start``/``complete``, then server VAD.
+The timeline then shows the room's signalling events; the audio travels as RTC media.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from .emulator import Emulator
 from .errors import VoiceGatewayError
 from .gateway import Gateway, RunReport
 from .io.files import WavSink, WavSource
+from .realtime_gateway import RealtimeGateway
 from .speech import make_fixture
 from .timeline import Timeline
 
@@ -65,6 +71,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="comma-separated turn modes to run (ptt, server_vad, semantic_vad)",
     )
     p.add_argument("--fast", action="store_true", help="feed the microphone faster than real time")
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="use the Realtime API: create a room and talk over WebRTC (loopback)",
+    )
 
 
 def _default_rate(codec: str) -> int:
@@ -86,13 +97,19 @@ def _fixtures(args: argparse.Namespace, workdir: Path) -> dict[str, Path]:
     return {"ptt": ptt, "server_vad": vad, "semantic_vad": vad}
 
 
-def _config(args: argparse.Namespace, url: str, mode: str) -> Config:
+def _config(args: argparse.Namespace, url: str, mode: str, api_url: str = "") -> Config:
     rate = args.output_rate or _default_rate(args.codec)
     out = OutputConfig(codec=args.codec, sample_rate=rate, frame_size_ms=args.frame_size_ms)
     if args.limit:
         out = dataclasses.replace(out, limit_period_s=1, limit_max_frames=args.limit)
     return Config(
-        cloud=CloudConfig(url=url, bot_id="7000000000000000001", connect_timeout_s=10.0),
+        cloud=CloudConfig(
+            url=url,
+            api_url=api_url,
+            api="realtime" if args.realtime else "chat",
+            bot_id="7000000000000000001",
+            connect_timeout_s=10.0,
+        ),
         turn=TurnConfig(mode=mode),  # type: ignore[arg-type]
         input=InputConfig(codec="pcm", sample_rate=16000),
         output=out,
@@ -115,20 +132,35 @@ async def run_demo(args: argparse.Namespace, emit: Callable[[str], None] = print
     with tempfile.TemporaryDirectory(prefix="voicegw-demo-") as tmp:
         mics = _fixtures(args, Path(tmp))
         async with Emulator(host="127.0.0.1", port=0, token=token, bot=args.bot) as emu:
-            emit(f"emulator listening on {emu.url} (bot: {args.bot})")
+            emit(f"emulator listening on {emu.url} and {emu.api_url} (bot: {args.bot})")
             for mode in modes:
-                cfg = _config(args, emu.url, mode)
+                cfg = _config(args, emu.url, mode, emu.api_url)
                 wav = out_dir / f"reply-{mode}.wav"
-                source = WavSource(mics[mode], frame_ms=20, realtime=not args.fast, clock=clock)
+                # A room is a live RTC call: the microphone is always paced in real time.
+                paced = args.realtime or not args.fast
+                source = WavSource(mics[mode], frame_ms=20, realtime=paced, clock=clock)
                 sink = WavSink(wav, rate=cfg.output.sample_rate)
-                emit("")
-                emit(
-                    f"== {mode} turn: microphone {mics[mode].name} "
-                    f"({source.duration_s:.2f} s), output {cfg.output.codec}/"
-                    f"{cfg.output.sample_rate}"
-                )
                 timeline = Timeline(clock, emit)
-                gw = Gateway(cfg, token, source=source, sink=sink, clock=clock, observer=timeline)
+                gw: Gateway | RealtimeGateway
+                if args.realtime:
+                    emit("")
+                    emit(
+                        f"== realtime {mode} turn: microphone {mics[mode].name} "
+                        f"({source.duration_s:.2f} s), room over WebRTC (Opus 48 kHz)"
+                    )
+                    gw = RealtimeGateway(
+                        cfg, token, source=source, sink=sink, clock=clock, observer=timeline
+                    )
+                else:
+                    emit("")
+                    emit(
+                        f"== {mode} turn: microphone {mics[mode].name} "
+                        f"({source.duration_s:.2f} s), output {cfg.output.codec}/"
+                        f"{cfg.output.sample_rate}"
+                    )
+                    gw = Gateway(
+                        cfg, token, source=source, sink=sink, clock=clock, observer=timeline
+                    )
                 try:
                     report = await gw.run()
                 finally:

@@ -61,6 +61,31 @@ def test_demo_runs_both_turns_and_prints_a_readable_timeline(tmp_path: Path) -> 
         assert wav.stat().st_size > 10_000
 
 
+def test_demo_realtime_runs_a_room_over_webrtc(tmp_path: Path) -> None:
+    proc = run(["demo", "--realtime", "--out", str(tmp_path)], timeout_ms=120_000)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = proc.stdout
+    assert text.startswith("emulator listening on ws://127.0.0.1:")
+    for needle in (
+        "== realtime ptt turn",
+        "== realtime server_vad turn",
+        "< session.created",
+        "> session.update",
+        "< conversation.created",
+        "> input_audio_buffer.start",
+        "> input_audio_buffer.complete",
+        "< input_audio_buffer.completed",
+        "< audio.user.speech_started",
+        "< audio.agent.speech_started",
+        "first reply audio received",
+        "demo OK",
+    ):
+        assert needle in text, needle
+    assert not BASE64_RUN.search(text)
+    for mode in ("ptt", "server_vad"):
+        assert (tmp_path / f"reply-{mode}.wav").stat().st_size > 10_000
+
+
 @pytest.mark.parametrize("codec", ["opus", "mp3", "g711u"])
 def test_demo_with_other_output_codecs(tmp_path: Path, codec: str) -> None:
     proc = run(
