@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
-__all__ = ["MS", "REPO", "emulator_subprocess", "write_file_config"]
+__all__ = ["MS", "REPO", "emulator_process", "emulator_subprocess", "write_file_config"]
 
 #: The repository root.
 REPO: Final = Path(__file__).resolve().parents[1]
@@ -30,6 +30,15 @@ def emulator_subprocess(
     token: str, *, env: dict[str, str] | None = None, bot: str = "echo"
 ) -> Iterator[str]:
     """Run ``voicegw emulator`` as a process on a free loopback port; yields its ws:// URL."""
+    with emulator_process(token, env=env, bot=bot) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def emulator_process(
+    token: str, *, env: dict[str, str] | None = None, bot: str = "echo"
+) -> Iterator[tuple[str, str]]:
+    """Like :func:`emulator_subprocess`; yields ``(ws_url, http_api_url)``."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -53,7 +62,9 @@ def emulator_subprocess(
         assert proc.stdout is not None
         first = proc.stdout.readline().strip()
         assert first.startswith("listening on ws://127.0.0.1:"), first
-        yield first.removeprefix("listening on ")
+        second = proc.stdout.readline().strip()
+        assert second.startswith("http api on http://127.0.0.1:"), second
+        yield first.removeprefix("listening on "), second.removeprefix("http api on ")
     finally:
         proc.terminate()
         proc.wait(timeout=10_000 * MS)

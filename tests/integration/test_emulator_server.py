@@ -100,6 +100,7 @@ async def test_both_token_forms_are_accepted(
     [
         ("/v1/chat", 400, 4000),
         ("/v1/chat?bot_id=my-bot", 404, 4200),
+        (f"/v1/chat?bot_id={BOT}&device_id=kiosk-3", 400, 4000),
         (f"/v1/audio/simult_interpretation?bot_id={BOT}", 404, 4200),
     ],
 )
@@ -284,6 +285,8 @@ async def test_cli_prints_the_url_first_then_the_generated_token() -> None:
         second = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode()
         token = second.removeprefix("token: ").strip()
         assert second.startswith("token: ") and len(token) >= 20
+        third = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode()
+        assert re.fullmatch(r"http api on http://127\.0\.0\.1:\d+\n", third), third
         async with connect(f"{match[1]}/v1/chat?bot_id={BOT}&authorization=Bearer%20{token}") as ws:
             assert (await recv_json(ws))["event_type"] == "chat.created"
     finally:

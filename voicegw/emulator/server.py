@@ -114,6 +114,8 @@ class ConnectionRecord:
     index: int = 0
     #: The faults injected, in order, e.g. ``"malformed_at@3"``, ``"close_at=5:1011"``.
     faults_injected: list[str] = field(default_factory=list)
+    #: The ``device_id`` query parameter of ``/v1/chat`` ("" when absent).
+    device_id: str = ""
 
 
 @dataclass(slots=True)
@@ -123,6 +125,7 @@ class _Accepted:
     index: int
     plan: FaultPlan
     path: str = CHAT_PATH
+    device_id: str = ""
 
 
 @dataclass(slots=True)
@@ -336,7 +339,11 @@ class Emulator:
         known = bot_id in self.bot_ids if self.bot_ids is not None else bot_id.isdigit()
         if not known:
             return self._refuse(404, 4200, f"bot not found: {bot_id}", logid)
-        self._hs.accepted[connection] = _Accepted(logid, bot_id, index, plan)
+        device_id = query.get("device_id", "")
+        if device_id and not device_id.isdigit():
+            # INFERRED: the device id is numeric (spec 1.2); anything else is a bad request.
+            return self._refuse(400, 4000, f"invalid parameter device_id: {device_id!r}", logid)
+        self._hs.accepted[connection] = _Accepted(logid, bot_id, index, plan, device_id=device_id)
         return None
 
     def _process_response(
@@ -356,7 +363,12 @@ class Emulator:
         loop = asyncio.get_running_loop()
         core = self._make_core(accepted, loop.time())
         record = ConnectionRecord(
-            core.logid, accepted.bot_id, core.received, core.sent, index=accepted.index
+            core.logid,
+            accepted.bot_id,
+            core.received,
+            core.sent,
+            index=accepted.index,
+            device_id=accepted.device_id,
         )
         self.connections.append(record)
         plan = accepted.plan
@@ -552,8 +564,9 @@ async def serve_forever(
 
     The first line written is ``listening on ws://HOST:PORT``. Without ``token`` a random one
     is generated and written on the second line as ``token: TOKEN`` (a token is always
-    required). Lines go to ``out`` (default: stdout, flushed). ``faults`` are merged per
-    connection as :func:`.faults.plan_for` does.
+    required). The next line is ``http api on http://HOST:PORT`` (create room, signalling,
+    bind: use it as ``cloud.api_url``). Lines go to ``out`` (default: stdout, flushed).
+    ``faults`` are merged per connection as :func:`.faults.plan_for` does.
     """
     emit = out or (lambda line: print(line, flush=True))
     generated = token is None
@@ -578,6 +591,7 @@ async def serve_forever(
             emit(f"listening on {emu.url}")
             if generated:
                 emit(f"token: {token}")
+            emit(f"http api on {emu.api_url}")
             await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
