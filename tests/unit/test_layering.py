@@ -73,6 +73,7 @@ def test_codecs_and_dsp_do_no_io(module: str) -> None:
         "voicegw.realtime.session",
         "voicegw.realtime.transport",
         "voicegw.realtime.config",
+        "voicegw.realtime.outputs",
         "voicegw.emulator.agent",
         "voicegw.emulator.agent_plan",
     ],

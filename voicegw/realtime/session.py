@@ -60,8 +60,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..protocol.events import ClientEvent, ServerEvent, UnknownEvent
@@ -85,6 +84,7 @@ from .objects import (
     PreAnswerTrigger,
     SessionUpdateData,
 )
+from .outputs import RealtimeConfigUpdated, RealtimeOutput, RoomClosed, RoomReady
 from .states import (
     CHAT_TRANSITIONS,
     LIVE_CHAT,
@@ -126,49 +126,6 @@ _ROOM_CLOSING: Final = {4029: 0.0, 4027: BILLING_RETRY_S, 4028: BILLING_RETRY_S}
 _FATAL: Final = frozenset({4100, 4101})
 #: How many ended chat ids are remembered, to recognise their late events.
 _PAST_MEMORY: Final = 64
-
-
-# ---------------------------------------------------------------- outputs
-
-
-@dataclass(frozen=True, slots=True)
-class RoomReady:
-    """``conversation.created``: the room is ready. ``config`` is the effective configuration."""
-
-    conversation_id: str | None
-    prologue: str
-    config: SessionUpdateData
-
-
-@dataclass(frozen=True, slots=True)
-class RoomClosed:
-    """The room is gone (4029 inactivity, 4027/4028 billing, or the agent left: code 0).
-
-    A new room is needed; wait ``retry_after_s`` before creating it.
-    """
-
-    code: int
-    reason: str
-    retry_after_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class RealtimeConfigUpdated:
-    """``session.updated``: the agent's effective configuration."""
-
-    config: SessionUpdateData
-
-
-RealtimeOutput: TypeAlias = (
-    RoomReady
-    | RoomClosed
-    | RealtimeConfigUpdated
-    | FlushPlayback
-    | Received
-    | ToolCallsRequested
-    | ServerError
-    | Notice
-)
 
 
 _CHAT_EVENTS = (
