@@ -79,6 +79,8 @@ _GRACE_S = 0.3
 #: Agent frames kept before ``speech_started`` arrives, s (media may also lead the event).
 _LEAD_S = 0.2
 _SPEECH_DBFS = -45.0
+#: Microphone audio queued for the RTC track beyond which the source is held back, ms.
+_MAX_BACKLOG_MS = 200.0
 _SETTLE_S = 1.0
 
 
@@ -377,6 +379,7 @@ class RealtimeGateway:
             if self.on_frame is not None:
                 self.on_frame(now)
             self._mic_frame(uplink.convert(frame), now)
+            await self._backpressure()
         if not ptt:
             await self._silence_tail()
         if hold and self._talking:
@@ -416,6 +419,16 @@ class RealtimeGateway:
         transport = self.transport
         if transport is not None:
             transport.send_audio(gated)
+
+    async def _backpressure(self) -> None:
+        """Media is real time: audio that arrives faster (a push-to-talk utterance kept through
+        a disconnect and replayed at once, an unpaced file) waits here rather than overflowing
+        the transport's queue, which would drop the oldest of it."""
+        transport = self.transport
+        while transport is not None and transport.queued_ms > _MAX_BACKLOG_MS:
+            await asyncio.sleep(PLAY_PERIOD_S)
+            if transport.is_closed:
+                return
 
     async def _silence_tail(self) -> None:
         """After the source ends in a VAD mode, the microphone goes quiet rather than away."""

@@ -247,6 +247,11 @@ class AiortcTransport:
         self.agent_left_reason: str | None = None
 
     @property
+    def queued_ms(self) -> float:
+        """Outbound audio waiting for the track, ms (whole frames)."""
+        return len(self.outbound) * FRAME_MS
+
+    @property
     def is_closed(self) -> bool:
         """True once closed or dropped."""
         return self._closed.is_set()

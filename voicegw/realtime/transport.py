@@ -105,6 +105,11 @@ class RtcTransport(Protocol):
         ...
 
     @property
+    def queued_ms(self) -> float:
+        """Microphone audio accepted by :meth:`send_audio` and not yet sent, ms."""
+        ...
+
+    @property
     def is_closed(self) -> bool:
         """True once the transport has dropped or was closed."""
         ...
