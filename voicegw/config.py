@@ -111,7 +111,8 @@ class CloudConfig:
                 host = "api." + host[3:]
             return f"https://{host}"
         port = (parts.port or 80) + 1
-        return f"http://{parts.hostname}:{port}"
+        host = parts.hostname or ""
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,8 +581,18 @@ def _validate(cfg: Config) -> None:
             raise bad("realtime.interrupt_keywords", f"{word!r}: each keyword is 1-8 characters")
     if not 0 < r.join_timeout_s <= 120:
         raise bad("realtime.join_timeout_s", "must be 0-120 s")
-    if cfg.cloud.api == "realtime" and r.audio_codec != "OPUS" and r.transport == "webrtc":
-        raise bad("realtime.audio_codec", "the webrtc transport carries OPUS only")
+    if cfg.cloud.api == "realtime" and r.transport == "webrtc":
+        if r.audio_codec != "OPUS":
+            raise bad("realtime.audio_codec", "the webrtc transport carries OPUS only")
+        api_host = (urlsplit(cfg.cloud.http_url).hostname or "").lower()
+        if api_host.endswith(("coze.cn", "coze.com")):
+            # Hosted rooms run on Volcengine veRTC, which this transport cannot join: every
+            # attempt would create a room (billed for at least 3 minutes) for nothing.
+            raise bad(
+                "realtime.transport",
+                "webrtc cannot join Coze's hosted rooms (they run on Volcengine veRTC); use "
+                'cloud.api = "chat" with the real service, or point cloud.api_url at an emulator',
+            )
     b = cfg.button
     if not 0 <= b.gpio_pin <= 53:
         raise bad("button.gpio_pin", "must be a BCM pin number 0-53")

@@ -45,7 +45,7 @@ from .clock import Clock, SystemClock
 from .config import Config
 from .dsp import StreamResampler
 from .echo import EchoGuard
-from .errors import CloudError, RemoteProtocolError, first_error
+from .errors import CloudError, LocalProtocolError, RemoteProtocolError, first_error
 from .gateway import SLOW_RETRY_S, AudioSink, AudioSource, RunReport, TurnReport
 from .player import PLAY_PERIOD_S, Player
 from .protocol.outputs import FlushPlayback, Notice, Received, ServerError, ToolCallsRequested
@@ -66,7 +66,7 @@ from .realtime.transport import RtcTransport
 from .tools import ToolBox
 from .vad import SpeechEnd, SpeechStart, Vad
 
-__all__ = ["RealtimeGateway", "TransportFactory"]
+__all__ = ["MEDIA_LAG_S", "RealtimeGateway", "TransportFactory"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,11 @@ _GRACE_S = 0.3
 #: Agent frames kept before ``speech_started`` arrives, s (media may also lead the event).
 _LEAD_S = 0.2
 _SPEECH_DBFS = -45.0
+#: How far RTC media lags the data channel, s: the far side's jitter buffer (80 ms in aiortc)
+#: plus up to one 20 ms frame of pacing; measured ~93 ms one way on loopback (voicegw bench).
+MEDIA_LAG_S = 0.15
+#: Longest wait for the outbound queue to drain before ``complete`` is sent anyway, s.
+_DRAIN_MAX_S = 2.0
 #: Microphone audio queued for the RTC track beyond which the source is held back, ms.
 _MAX_BACKLOG_MS = 200.0
 _SETTLE_S = 1.0
@@ -160,12 +165,19 @@ class RealtimeGateway:
         self._chat_done = False
         self._last_speech: float | None = None
         self._last_activity = 0.0
+        self._completing: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ public
     @property
     def ready(self) -> bool:
-        """The room's session is configured (``conversation.created``); talking may start."""
-        return self._ready.is_set()
+        """The room is set up (``conversation.created``) and still connected."""
+        transport = self.transport
+        return (
+            self._ready.is_set()
+            and self.session.ready
+            and transport is not None
+            and not transport.is_closed
+        )
 
     async def run(self) -> RunReport:
         """Create a room, join it, run until the source ends and the last reply has played.
@@ -221,6 +233,9 @@ class RealtimeGateway:
             if error is not None:
                 raise error from None
         finally:
+            if self._completing is not None:
+                self._completing.cancel()
+                self._completing = None
             self.transport = None
             await transport.close()
         self.report.conversation_id = self.session.conversation_id or ""
@@ -242,6 +257,11 @@ class RealtimeGateway:
         if self.turn_type != "client_interrupt":
             self.cancel()
             return
+        if self._completing is not None:
+            # Pressed again before the last release was sent: send it now, in order.
+            self._completing.cancel()
+            self._completing = None
+            self._send_complete()
         pressed = self.session.press()
         self._handle_events(now)  # a press during a reply interrupts it first
         if pressed:
@@ -250,14 +270,43 @@ class RealtimeGateway:
         self._pump()
 
     def release(self) -> None:
-        """Push-to-talk key up: ``input_audio_buffer.complete``, close the microphone."""
+        """Push-to-talk key up: close the microphone, then ``input_audio_buffer.complete``.
+
+        The event travels on the data channel, which overtakes the media: sent at once, it
+        would reach the agent while the utterance's last ~100 ms (queued for the track, in
+        flight, in the far side's jitter buffer) had not, and the agent ignores audio after
+        ``complete``. So it is sent once the outbound queue has drained plus
+        :data:`MEDIA_LAG_S`.
+        """
         now = self.clock.now()
-        if self.turn_type != "client_interrupt":
+        if self.turn_type != "client_interrupt" or not self._talking:
             return
         self._talking = False
-        if self.session.release():
-            self._turn = TurnReport(speech_end=self._last_speech or now)
-            self._chat_done = False
+        self._turn = TurnReport(speech_end=self._last_speech or now)
+        self._chat_done = False
+        self._completing = asyncio.get_running_loop().create_task(self._complete_after_media())
+
+    async def _complete_after_media(self) -> None:
+        transport = self.transport
+        start = self.clock.now()
+        while (
+            transport is not None
+            and not transport.is_closed
+            and transport.queued_ms > 0
+            and self.clock.now() - start < _DRAIN_MAX_S
+        ):
+            await asyncio.sleep(PLAY_PERIOD_S)
+        await asyncio.sleep(MEDIA_LAG_S)
+        self._completing = None
+        self._send_complete()
+
+    def _send_complete(self) -> None:
+        now = self.clock.now()
+        try:
+            self.session.release()
+        except LocalProtocolError as exc:
+            log.info("push-to-talk release not sent: %s", exc)  # the room closed meanwhile
+            return
         self._handle_events(now)
         self._pump()
 
@@ -304,7 +353,13 @@ class RealtimeGateway:
         for text in self.session.data_to_send():
             if self.observer is not None:
                 self.observer(">", text)
-            transport.send_message(text)
+            try:
+                transport.send_message(text)
+            except CloudError as exc:
+                # The room's connection is going: the read loop reports the loss; a button
+                # press in that window must not take the daemon down.
+                log.info("not sent, the room's connection is gone: %s", exc)
+                return
 
     # ------------------------------------------------------------ tasks
     async def _read_loop(self, transport: RtcTransport) -> None:
@@ -519,8 +574,8 @@ class RealtimeGateway:
             self._agent_speaking = True
             self._agent_muted = False
             self._grace_left = 0.0
-            turn = self._current_turn(now)
-            self._audio_turn = turn
+            # The reply to the open turn; a prologue or generate_audio opens none.
+            self._audio_turn = self._turn
             down = self._downlink
             # Media that led the event: from the first audible frame on.
             lead = list(self._lead)
@@ -592,7 +647,12 @@ def _webrtc_factory() -> RtcTransport:
     return AiortcTransport()
 
 
+#: Mean square (int16 units) above which a frame counts as speech: _SPEECH_DBFS.
+_SPEECH_MS = (32768.0 * 10 ** (_SPEECH_DBFS / 20)) ** 2
+
+
 def _is_speech(frame: Samples) -> bool:
+    if not len(frame):
+        return False
     x = frame.astype(np.float32)
-    rms = math.sqrt(float(np.mean(x * x))) if len(x) else 0.0
-    return rms > 0 and 20 * math.log10(rms / 32768.0) > _SPEECH_DBFS
+    return float(np.dot(x, x)) / len(x) > _SPEECH_MS

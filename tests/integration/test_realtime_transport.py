@@ -240,11 +240,15 @@ async def test_cancel_stops_the_agent_audio(emu: Emulator) -> None:
         await peer.event("audio.agent.speech_started")
         peer.send(ConversationChatCancel())
         await peer.event("audio.agent.speech_stopped")
-        # the stop came at the cancel, long before the 3 s reply could have played out
         started = peer.of("audio.agent.speech_started")
         assert len(started) == 1
         room = emu_room(emu, peer)
         assert room.agent.received.count("conversation.chat.cancel") == 1
+        # The agent's audio stopped at the cancel: let another second of media arrive, and
+        # far less than the 3 s echoed reply has been loud (an ignored cancel plays it all).
+        heard = peer.audio_samples
+        await peer.until(lambda: peer.audio_samples >= heard + 48000)
+        assert peer.loud_samples < 1.0 * 48000
     finally:
         await peer.close()
 
@@ -398,3 +402,29 @@ async def test_closed_rooms_are_forgotten_beyond_the_limit(emu: Emulator) -> Non
     await create_room(cloud_for(emu), TOKEN, CreateRoomRequest(bot_id=BOT))
     assert rooms[0].room_id not in api.rooms  # the oldest closed room went
     assert all(info.room_id in api.rooms for info in rooms[1:])
+
+
+async def test_the_outbound_track_paces_on_its_clock_and_resyncs_after_a_stall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from voicegw.io import webrtc
+
+    slept: list[float] = []
+
+    async def record(delay: float) -> None:
+        slept.append(delay)
+
+    monkeypatch.setattr(webrtc.asyncio, "sleep", record)
+    now = [100.0]
+    queue = webrtc.FrameQueue(960, 50, webrtc.TransportStats())
+    track = webrtc.make_source_track(48000, queue, clock=lambda: now[0])
+    await track.recv()  # starts the timeline
+    await track.recv()
+    assert slept == [pytest.approx(0.02)]  # one frame ahead: wait for its tick
+    now[0] += 30.0  # the loop stalled (or the process was stopped) for 30 s
+    slept.clear()
+    for _ in range(3):
+        await track.recv()
+    # No burst of 1,500 catch-up frames: the timeline restarts and pacing resumes.
+    assert slept == [pytest.approx(0.02), pytest.approx(0.04)]
+    track.stop()

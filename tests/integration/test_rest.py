@@ -219,3 +219,12 @@ async def test_http_port_defaults_to_ws_port_plus_one() -> None:
 async def test_explicit_http_port_zero_picks_a_free_port() -> None:
     async with Emulator(token=TOKEN, http_port=0) as emu:
         assert emu.http.port not in (0, emu.port)
+
+
+async def test_the_token_is_never_posted_over_plain_http_to_a_remote_host() -> None:
+    from voicegw.io.rest import post_json
+
+    # 192.0.2.0/24 is TEST-NET-1: nothing is listening; the refusal comes before any I/O.
+    with pytest.raises(CloudError) as info:
+        await post_json("http://192.0.2.1/v1/audio/rooms", TOKEN, {}, timeout=1.0, what="x")
+    assert not info.value.retryable and "plain http://" in str(info.value)

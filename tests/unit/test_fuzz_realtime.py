@@ -18,6 +18,7 @@ from voicegw.realtime import events as rt
 from voicegw.realtime.objects import SessionUpdateData
 from voicegw.realtime.session import (
     ChatPhase,
+    Notice,
     RealtimeSession,
     Received,
     RoomClosed,
@@ -263,3 +264,21 @@ def test_closing_errors_are_reported_once() -> None:
     events = s.events_received()
     assert [e for e in events if isinstance(e, RoomClosed)] == [RoomClosed(4029, "idle", 0.0)]
     assert not [e for e in events if isinstance(e, ServerError)]
+
+
+def test_distinct_oddities_cost_bounded_memory() -> None:
+    # Endless events for chats that were never created, each with a new id: the session
+    # reports them but remembers only a bounded number.
+    session = RealtimeSession(SessionUpdateData(), turn_mode="server_vad")
+    session.agent_joined()
+    for i in range(2000):
+        frame = json.dumps(
+            {
+                "event_type": "conversation.chat.in_progress",
+                "data": {"id": f"chat-{i}", "status": "in_progress"},
+            }
+        )
+        session.receive_text(frame)
+    notices = [e for e in session.events_received() if isinstance(e, Notice)]
+    assert len(notices) >= 2000  # each reported
+    assert len(session._reported) <= 256

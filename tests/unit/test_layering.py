@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-FORBIDDEN = ("asyncio", "websockets", "pyaudio")
+FORBIDDEN = ("asyncio", "websockets", "pyaudio", "aiohttp", "aiortc")
 
 
 def _imported_after(module: str) -> list[str]:
@@ -74,6 +74,7 @@ def test_codecs_and_dsp_do_no_io(module: str) -> None:
         "voicegw.realtime.transport",
         "voicegw.realtime.config",
         "voicegw.realtime.outputs",
+        "voicegw.urls",
         "voicegw.emulator.agent",
         "voicegw.emulator.agent_plan",
     ],

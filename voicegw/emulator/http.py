@@ -95,7 +95,7 @@ class HttpApi:
         bot_ids: known agent ids; ``None`` accepts any numeric id.
     """
 
-    token: str
+    token: str = field(repr=False)
     ids: IdFactory
     make_room: Callable[[RoomSetup, str], Room]
     bot_ids: frozenset[str] | None = None
@@ -299,6 +299,8 @@ def make_app(api: HttpApi) -> web.Application:
             raise _Refusal(404, 4200, f"room not found: {room_id}")
         _check_token(request, room.token)
         offer = SignalOffer.from_json(await _json_body(request))
+        if room.closed:  # closed while the body was arriving
+            raise _Refusal(404, 4200, f"room not found: {room_id}")
         if offer.uid != room.setup.uid:
             raise RemoteProtocolError(f"uid: not the room's user ({offer.uid!r})")
         if room.has_user:

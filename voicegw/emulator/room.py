@@ -94,6 +94,8 @@ class EmulatorRoom:
 
         from ..io.webrtc import FrameQueue, make_source_track, new_peer_connection
 
+        if self.closed:
+            raise RemoteProtocolError("the room is closed", path="room_id")
         pc = new_peer_connection(self.loopback)
         self._pc = pc
         self._queue = FrameQueue(RATE * FRAME_MS // 1000, 5000 // FRAME_MS, self.stats)
@@ -111,6 +113,11 @@ class EmulatorRoom:
             with contextlib.suppress(Exception):
                 await pc.close()
             raise RemoteProtocolError(f"invalid offer: {exc}", path="sdp") from None
+        if self.closed:  # closed while the offer was being answered: leave nothing behind
+            self._pc = None
+            with contextlib.suppress(Exception):
+                await pc.close()
+            raise RemoteProtocolError("the room is closed", path="room_id")
         self._unjoined.cancel()
         self._spawn(self._drive())
         log.info("room %s: user %s connecting", self.setup.room_id, self.setup.uid)

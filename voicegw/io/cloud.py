@@ -21,6 +21,7 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from ..config import CloudConfig
 from ..errors import CloudError
 from ..logsetup import redact_library_loggers
+from ..urls import require_secure
 
 __all__ = [
     "MAX_FRAME_BYTES",
@@ -86,8 +87,9 @@ async def open_ws(
     """Connect to any of the service's WebSocket APIs at ``url`` (token in the header).
 
     Raises:
-        CloudError: as for :func:`open_chat`.
+        CloudError: as for :func:`open_chat`; also for plain ``ws://`` to a remote host.
     """
+    require_secure(url, "connect")
     try:
         ws = await connect(
             url,

@@ -29,6 +29,7 @@ import aiohttp
 
 from ..errors import CloudError, RemoteProtocolError
 from ..realtime.transport import SignalAnswer, SignalOffer, signal_path
+from ..urls import require_secure
 
 if TYPE_CHECKING:
     from ..config import CloudConfig
@@ -57,6 +58,7 @@ async def post_json(
     Raises:
         CloudError: HTTP, envelope or network failure (see the module docstring).
     """
+    require_secure(url, what)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     try:
         async with (
@@ -67,7 +69,7 @@ async def post_json(
             raw = await resp.read()
             status = resp.status
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise _error(f"{what}: {type(exc).__name__}: {exc or 'timed out'}", None, "") from exc
+        raise _error(f"{what}: {type(exc).__name__}: {str(exc) or 'timed out'}", None, "") from exc
     envelope: Any = None
     try:
         envelope = json.loads(raw) if raw else None

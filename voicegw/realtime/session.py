@@ -124,6 +124,8 @@ BILLING_RETRY_S: Final = 600.0
 _ROOM_CLOSING: Final = {4029: 0.0, 4027: BILLING_RETRY_S, 4028: BILLING_RETRY_S}
 #: Codes after which nothing can work (authentication, permission; spec 6).
 _FATAL: Final = frozenset({4100, 4101})
+#: How many distinct notices are remembered (to report each once) before starting over.
+_NOTICE_MEMORY: Final = 256
 #: How many ended chat ids are remembered, to recognise their late events.
 _PAST_MEMORY: Final = 64
 
@@ -699,9 +701,14 @@ class RealtimeSession:
         self._require_ready(what)
 
     def _notice_once(self, message: str) -> None:
-        if message not in self._reported:
-            self._reported.add(message)
-            self._events.append(Notice(message))
+        # Messages can carry ids the agent chose: remember a bounded number, so a peer that
+        # sends endless distinct oddities costs a bounded set (and at worst repeated notices).
+        if message in self._reported:
+            return
+        if len(self._reported) >= _NOTICE_MEMORY:
+            self._reported.clear()
+        self._reported.add(message)
+        self._events.append(Notice(message))
 
     def _move_room(self, trigger: str) -> bool:
         new = ROOM_TRANSITIONS.get((self._state, trigger))
