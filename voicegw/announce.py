@@ -38,7 +38,7 @@ from .config import Config, load_config, read_token
 from .errors import ConfigError, LocalProtocolError, first_error
 from .gateway import AudioSink, AudioSource
 from .io.speech_api import SynthesisReport, TranscriptionReport, synthesize, transcribe
-from .playout import Pacer, PlayoutBuffer
+from .player import Player
 from .protocol.asr import Transcript
 from .protocol.objects import (
     ASR_LANGUAGES,
@@ -50,6 +50,7 @@ from .protocol.objects import (
     PCMConfig,
 )
 from .protocol.tts import TtsSession
+from .tools import DeviceState
 
 __all__ = [
     "SayReport",
@@ -64,8 +65,9 @@ __all__ = [
     "tts_output_audio",
 ]
 
-_PERIOD_S = 0.02
 _DRAIN_TIMEOUT_S = 5.0
+#: Speech queued ahead of the speaker at most, s (synthesis waits beyond it).
+_AHEAD_S = 30.0
 
 
 # ---------------------------------------------------------------- formats from the config
@@ -137,67 +139,6 @@ class SayReport:
     synthesis_done: float | None = None
 
 
-class _Player:
-    """Plays decoded speech as it arrives: paced from a playout buffer, or written through."""
-
-    def __init__(self, sink: AudioSink, cfg: Config, clock: Clock, *, paced: bool) -> None:
-        self.sink = sink
-        self.clock = clock
-        self.paced = paced
-        self.playout = PlayoutBuffer(
-            sink.rate,
-            max_s=max(cfg.audio.playback_max_s, 600.0),
-            prefill_ms=cfg.audio.playback_prefill_ms,
-        )
-        self.samples = 0
-        self.first_play: float | None = None
-        self._wake = asyncio.Event()
-        self._ended = False
-
-    def write(self, samples: Samples) -> None:
-        if not len(samples):
-            return
-        if self.paced:
-            self.playout.write(samples)
-            self._wake.set()
-        else:
-            self._play(samples)
-
-    def end(self) -> None:
-        self._ended = True
-        self.playout.end_of_reply()
-        self._wake.set()
-
-    def _play(self, chunk: Samples) -> None:
-        if self.first_play is None:
-            self.first_play = self.clock.now()
-        self.sink.write(chunk)
-        self.samples += len(chunk)
-
-    async def run(self) -> None:
-        if not self.paced:
-            return
-        n = round(self.sink.rate * _PERIOD_S)
-        pacer = Pacer(_PERIOD_S, self.clock.now())
-        pb = self.playout
-        while True:
-            if pb.idle:
-                if self._ended:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                pacer.restart(self.clock.now())
-                continue
-            delay = pacer.next_deadline() - self.clock.now()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            for _ in range(pacer.due(self.clock.now())):
-                chunk = pb.read(n)
-                if chunk is None:
-                    break
-                self._play(chunk)
-
-
 async def say(
     cfg: Config,
     token: str,
@@ -217,38 +158,61 @@ async def say(
     """
     clock = clock or SystemClock()
     out = output_audio or tts_output_audio(cfg)
-    paced = cfg.audio.realtime or hasattr(sink, "queued_ms")
-    player = _Player(sink, cfg, clock, paced=paced)
-    downlink = _downlink(out, sink.rate)
     report = SayReport(SynthesisReport())
+
+    def played(chunk: Samples) -> None:
+        if report.first_play is None:
+            report.first_play = clock.now()
+        report.samples_played += len(chunk)
+
+    player = Player(
+        sink,
+        clock,
+        DeviceState(),
+        realtime=cfg.audio.realtime,
+        max_s=_AHEAD_S * 2,
+        prefill_ms=cfg.audio.playback_prefill_ms,
+        on_played=played,
+    )
+    downlink = _downlink(out, sink.rate)
 
     def on_audio(data: bytes) -> None:
         player.write(downlink.decode(data))
 
-    async def speak() -> None:
-        report.synthesis = await synthesize(
-            cfg.cloud, token, text, output_audio=out, on_audio=on_audio, on_sentence=on_sentence
-        )
-        report.synthesis_done = clock.now()
-        player.write(downlink.drain())
-        player.end()
+    async def throttle() -> None:
+        # Synthesis runs several times faster than speech: keep at most _AHEAD_S queued, so
+        # a long text never overflows the buffer (which would drop the oldest audio).
+        await player.wait_below(_AHEAD_S)
 
     try:
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(speak())
-            tg.create_task(player.run())
+            playing = tg.create_task(player.run())
+            report.synthesis = await synthesize(
+                cfg.cloud,
+                token,
+                text,
+                output_audio=out,
+                on_audio=on_audio,
+                on_sentence=on_sentence,
+                throttle=throttle,
+            )
+            report.synthesis_done = clock.now()
+            player.write(downlink.drain())
+            player.end_of_reply()
+            await player.wait_idle()
+            playing.cancel()
     except BaseExceptionGroup as group:
         error = first_error(group)
         if error is not None:
             raise error from None
         raise
+    if player.last_error is not None and not report.samples_played:
+        raise player.last_error  # the speaker never worked: say so (exit status 5)
     drain = getattr(sink, "drain", None)
     if callable(drain):
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_DRAIN_TIMEOUT_S):
                 await drain()
-    report.samples_played = player.samples
-    report.first_play = player.first_play
     return report
 
 

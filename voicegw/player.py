@@ -75,8 +75,9 @@ class Player:
         self.on_played = on_played
         self.buffer = PlayoutBuffer(sink.rate, max_s=max_s, prefill_ms=prefill_ms)
         self.limiter = LimitEnforcer(budget_ms, sink.rate) if budget_ms else None
-        #: Periods lost to speaker errors.
+        #: Periods lost to speaker errors, and the last such error.
         self.errors = 0
+        self.last_error: DeviceError | None = None
         #: Flushes applied (barge-in, cancel, a dropped connection).
         self.flushes = 0
         self._ready = asyncio.Event()
@@ -121,6 +122,18 @@ class Player:
         if callable(flush_device):
             flush_device()  # a sound card's own ring, so barge-in is heard at once
         self._ready.set()
+
+    async def wait_idle(self) -> None:
+        """Wait until everything queued has been played (call after :meth:`end_of_reply`)."""
+        while not self.buffer.idle:
+            await asyncio.sleep(PLAY_PERIOD_S)
+
+    async def wait_below(self, seconds: float) -> None:
+        """Wait until less than ``seconds`` of audio is queued (backpressure for a producer
+        that runs faster than real time)."""
+        limit = seconds * self.sink.rate
+        while self.buffer.queued >= limit:
+            await asyncio.sleep(PLAY_PERIOD_S)
 
     async def run(self) -> None:
         """The play task: runs until cancelled."""
@@ -171,6 +184,7 @@ class Player:
             # A speaker failure must not take capture (or the connection) down with it: the
             # period is lost and counted, and the next one tries the device again.
             self.errors += 1
+            self.last_error = exc
             if self.errors == 1 or self.errors % 500 == 0:
                 log.warning("speaker error (%d so far): %s", self.errors, exc)
             return

@@ -231,3 +231,39 @@ async def test_asr_errors_become_cloud_errors(emu: Emulator) -> None:
     with pytest.raises(CloudError) as info:
         await transcribe(cloud(emu), "nope", frames_of(tone), input_audio=PCM16K_IN)
     assert info.value.code == 4100
+
+
+async def test_a_throttle_holds_synthesis_back_until_the_player_has_room(emu: Emulator) -> None:
+    # The throttle is awaited before every read: while it blocks (the player has enough
+    # queued), no more audio is taken from the socket; once it opens, the rest arrives.
+    chunks: list[int] = []
+    gate = asyncio.Event()
+    blocked = asyncio.Event()
+
+    async def throttle() -> None:
+        if chunks and not gate.is_set():
+            blocked.set()
+            await gate.wait()
+
+    async def run() -> object:
+        return await synthesize(
+            CloudConfig(url=emu.url),
+            emu.token,
+            LONG_TEXT,
+            output_audio=PCM24K,
+            on_audio=lambda data: chunks.append(len(data)),
+            throttle=throttle,
+        )
+
+    task = asyncio.create_task(run())
+    async with asyncio.timeout(TIMEOUT):
+        await blocked.wait()
+    held = len(chunks)
+    for _ in range(100):  # give the loop every chance to read more, if it could
+        await asyncio.sleep(0)
+    assert len(chunks) == held
+    gate.set()
+    async with asyncio.timeout(TIMEOUT):
+        report = await task
+    assert len(chunks) > held
+    assert sum(chunks) == report.audio_bytes  # type: ignore[attr-defined]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection
@@ -108,6 +108,7 @@ async def synthesize(
     on_audio: Callable[[bytes], None],
     on_sentence: Callable[[str], None] | None = None,
     idle_timeout_s: float = 20.0,
+    throttle: Callable[[], Awaitable[None]] | None = None,
 ) -> SynthesisReport:
     """Speak ``text`` with the streaming TTS API, handing audio to ``on_audio`` as it arrives.
 
@@ -120,6 +121,9 @@ async def synthesize(
         on_audio: called with each chunk's bytes (in the configured codec), in order.
         on_sentence: called with each subtitle (``conversation.audio.sentence_start``).
         idle_timeout_s: longest wait for any frame from the service.
+        throttle: awaited before each read from the socket; a player that has enough audio
+            queued waits here, so synthesis far faster than real time never piles up more
+            than the player allows (the socket's flow control holds the service back).
 
     Raises:
         CloudError: refused, closed mid-request, silent too long, or an ``error`` event
@@ -135,7 +139,7 @@ async def synthesize(
         report.connections += 1
         session = TtsSession(output_audio, pieces=pending)
         closed = await _synthesize_once(
-            cfg, token, session, report, on_audio, on_sentence, idle_timeout_s
+            cfg, token, session, report, on_audio, on_sentence, idle_timeout_s, throttle
         )
         if session.logid:
             report.logids.append(session.logid)
@@ -166,10 +170,13 @@ async def _synthesize_once(
     on_audio: Callable[[bytes], None],
     on_sentence: Callable[[str], None] | None,
     idle_timeout_s: float,
+    throttle: Callable[[], Awaitable[None]] | None,
 ) -> str | None:
     """Run one connection; returns why it closed early, or ``None`` when all was spoken."""
     async with open_ws(cfg, token, speech_url(cfg)) as ws:
         while True:
+            if throttle is not None:
+                await throttle()
             try:
                 frame = await _recv(ws, idle_timeout_s, "speech synthesis")
             except ConnectionClosed as exc:
@@ -243,7 +250,14 @@ async def transcribe(
         async def pump() -> None:
             async with lock:
                 for out in session.data_to_send():
-                    await ws.send(out)
+                    try:
+                        await ws.send(out)
+                    except ConnectionClosed as exc:
+                        session.connection_lost()
+                        raise CloudError(
+                            f"speech recognition: the service closed the connection ({exc})",
+                            logid=session.logid or "",
+                        ) from None
 
         async def read() -> None:
             while not done.is_set():
