@@ -11,6 +11,10 @@ interleaved, so ratios stay meaningful on a noisy machine where absolute numbers
    codecs and the resampler against the bare library calls (:mod:`voicegw.bench_bulk`).
 4. ``barge-in``: from ``speech_started`` to a flushed playout buffer, in wall time, and the
    audio still played afterwards, in device time (:mod:`voicegw.bench_bargein`).
+5. ``realtime``: the RTC media path (:mod:`voicegw.bench_realtime`): a microphone frame to the
+   outbound track and an aiortc-decoded agent frame to the playout buffer against their floors,
+   Opus encode + decode through aiortc against the bare codec, and the one-way latency of a
+   click over real aiortc on loopback against the data channel's round trip (wall time).
 
 Method (details in :mod:`voicegw.bench_timing`): warm-up, batches timed with
 :func:`time.perf_counter_ns` with the GC disabled, harness overhead subtracted; *median* is the
@@ -37,6 +41,7 @@ import orjson
 from .bench_bargein import build_bargein
 from .bench_bulk import build_bulk, build_g711_frame
 from .bench_paths import build_downlink, build_uplink
+from .bench_realtime import build_realtime
 from .bench_signal import load_audioop, make_signal
 from .bench_timing import Context, Harness, RowSpec
 
@@ -45,7 +50,7 @@ __all__ = ["SCHEMA", "SECTIONS", "Row", "add_arguments", "machine_info", "run_be
 #: Identifies the layout of the JSON document.
 SCHEMA: Final = "voicegw.bench/1"
 #: Section names, in report order.
-SECTIONS: Final = ("uplink", "downlink", "g711-frame", "bulk", "barge-in")
+SECTIONS: Final = ("uplink", "downlink", "g711-frame", "bulk", "barge-in", "realtime")
 _SEED: Final = 1234
 _PACKAGES: Final = ("numpy", "soxr", "av", "orjson", "lameenc", "webrtcvad-wheels")
 
@@ -135,6 +140,11 @@ def _context(quick: bool, repeat: int | None) -> Context:
         bulk_runs=max(1, -(-6 // rounds)),  # at least 6 timed runs in all
         bargein_turns=60,
     )
+
+
+def _e2e_clicks(ctx: Context) -> int:
+    """Clicks timed over aiortc in all: about 20, or 6 with ``--quick`` (a few seconds)."""
+    return 6 if ctx.bulk_seconds < 60 else 20
 
 
 def _cpu_model() -> str:
@@ -299,6 +309,7 @@ def run_bench(args: argparse.Namespace, emit: Callable[[str], None] = print) -> 
         build_g711_frame(signal, ctx),
         build_bulk(signal, ctx, _SEED, 0.05 if ctx.bulk_seconds < 60 else 0.5),
         build_bargein(signal, ctx),
+        build_realtime(signal, ctx, _e2e_clicks(ctx), _SEED),
     ):
         rounds += fns
         specs += section_specs
@@ -319,6 +330,7 @@ def run_bench(args: argparse.Namespace, emit: Callable[[str], None] = print) -> 
                 "bulk_seconds": ctx.bulk_seconds,
                 "bulk_runs": ctx.bulk_runs * ctx.repeat,
                 "bargein_turns": ctx.bargein_turns * ctx.repeat,
+                "e2e_clicks": -(-_e2e_clicks(ctx) // ctx.repeat) * ctx.repeat,
                 "signal": signal.source,
                 "seed": _SEED,
             },

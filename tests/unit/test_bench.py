@@ -44,6 +44,7 @@ EXPECTED = (
     *(f"bulk.{k}" for k in BULK),
     "barge-in.wall",
     "barge-in.audio",
+    *(f"realtime.{k}" for k in ("uplink", "downlink", "opus", "e2e", "e2e-down")),
 )
 #: Rows that must carry a target, with the rule PASS/MISS must follow: (on, op, value).
 TARGETS: dict[str, tuple[str, str, float]] = {
@@ -54,6 +55,10 @@ TARGETS: dict[str, tuple[str, str, float]] = {
     "bulk.mp3-decode": ("median", ">=", 500.0),
     "bulk.opus-decode": ("median", ">=", 500.0),
     "barge-in.audio": ("median", "<=", 20.0),
+    "realtime.uplink": ("median", "<=", 40.0),
+    "realtime.downlink": ("median", "<=", 40.0),
+    "realtime.e2e": ("median", "<=", 100.0),
+    "realtime.e2e-down": ("median", "<=", 100.0),
 }
 
 
