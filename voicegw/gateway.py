@@ -62,18 +62,18 @@ from .protocol.session import (
     ToolCallsRequested,
     TurnMode,
 )
+from .retry import SLOW_RETRY_S
 from .tools import ToolBox
 from .vad import SpeechEnd, SpeechStart, Vad
 
-__all__ = ["AudioSink", "AudioSource", "Gateway", "RunReport", "TurnReport"]
+__all__ = ["SLOW_RETRY_S", "AudioSink", "AudioSource", "Gateway", "RunReport", "TurnReport"]
 
 log = logging.getLogger(__name__)
 
 #: Speech above this RMS (dBFS) marks "the user is talking" for latency marks only.
 _SPEECH_DBFS = -45.0
 _PLAY_PERIOD_S = 0.02
-#: Service errors worth retrying only after a long wait, s: billing stops and rate limits.
-SLOW_RETRY_S: dict[int, float] = {4027: 600.0, 4028: 600.0, 4013: 60.0}
+#: Service errors worth retrying only after a long wait (s): see voicegw.retry.
 SLOW_RETRY_CODES = frozenset(SLOW_RETRY_S)
 #: VAD modes: quiet time after the mic ends before the run is considered over.
 _SETTLE_S = 1.0
@@ -277,7 +277,9 @@ class Gateway:
                 now = self.clock.now()
                 self._last_activity = now
                 if self.observer is not None:
-                    self.observer("<", frame if isinstance(frame, str) else frame.decode())
+                    # A binary frame need not be UTF-8 (the service sends text frames only).
+                    text = frame if isinstance(frame, str) else frame.decode(errors="replace")
+                    self.observer("<", text)
                 try:
                     self.session.receive_text(frame, now)
                 except RemoteProtocolError as exc:
@@ -293,8 +295,12 @@ class Gateway:
         raise _Stop
 
     async def _mic_loop(self) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives
+        # as the wait completes (a fatal error right after chat.updated), and this task would
+        # then wait for microphone frames forever while the TaskGroup waits for it.
         try:
-            await asyncio.wait_for(self._ready.wait(), self.config.cloud.connect_timeout_s)
+            async with asyncio.timeout(self.config.cloud.connect_timeout_s):
+                await self._ready.wait()
         except TimeoutError:
             raise CloudError(
                 "the service did not confirm the session configuration (chat.updated) in "
@@ -302,10 +308,14 @@ class Gateway:
             ) from None
         ptt = self.session.turn_mode is TurnMode.PUSH_TO_TALK
         hold = ptt and self.hold_to_talk and self.vad is None
+        pressed = False
         async for frame in self.source.frames():
             now = self.clock.now()
-            if hold and self.session.input_state is InputState.IDLE and not self.report.turns:
-                self.press()  # the button goes down with the first frame (none: no turn)
+            if hold and not pressed and self.session.input_state is InputState.IDLE:
+                # The button goes down with the first frame (none: no turn), once per run. Not
+                # "no turn yet": a chat the service started on its own is not the user's turn.
+                self.press()
+                pressed = True
             if self.on_frame is not None:
                 self.on_frame(now)
             self._mic_frame(self.uplink.convert(frame), now)

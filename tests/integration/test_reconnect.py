@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from pathlib import Path
 from typing import Any, ClassVar
@@ -337,3 +338,139 @@ async def test_a_speaker_error_does_not_take_capture_down(
             await task
     assert [t.status for t in daemon.turns] == ["completed"]
     assert sink.failures == 0 and sink.written > 16000  # it played once the device came back
+
+
+# ---------------------------------------------------------------- how long the daemon waits
+
+
+class Clockwork:
+    """The daemon's sleep: records each delay asked for; ``release()`` lets the wait end.
+
+    Waits of at least ``hold_s``, and the ``hold_at``-th wait (from 1), block until released
+    (the test checks the daemon while it waits); the others end at once: no test waits for
+    real backoff.
+    """
+
+    def __init__(self, hold_s: float = 30.0, hold_at: int | None = None) -> None:
+        self.asked: list[float] = []
+        self.hold_s = hold_s
+        self.hold_at = hold_at
+        self.waiting = asyncio.Event()
+        self._go = asyncio.Event()
+
+    async def __call__(self, delay: float) -> None:
+        self.asked.append(delay)
+        if delay >= self.hold_s or len(self.asked) == self.hold_at:
+            self.waiting.set()
+            await self._go.wait()
+            self._go.clear()
+            self.waiting.clear()
+        else:
+            await asyncio.sleep(0)
+
+    def release(self) -> None:
+        self._go.set()
+
+
+def slow_config(url: str, tmp_path: Path, reconnect_max_s: float = 30.0) -> Any:
+    return parse_config(
+        {
+            "cloud": {"url": url, "bot_id": "7000000000000000001", "connect_timeout_s": 5.0},
+            "output": {"sample_rate": 16000},
+            "audio": {
+                "source": "file:unused.wav",
+                "sink": f"file:{tmp_path / 'out.wav'}",
+                "realtime": False,
+            },
+            "service": {"reconnect_max_s": reconnect_max_s},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("plan", "wait_s"),
+    [
+        # Billing stops arrive as an error event on an open session; the service then closes.
+        (FaultPlan(error_at=(3, 4027)), 600.0),
+        (FaultPlan(error_at=(3, 4028)), 600.0),
+        # A rate limit: refused at the upgrade (HTTP 429), or an error while configuring.
+        (FaultPlan(refuse=429), 60.0),
+        (FaultPlan(error_at=(2, 4013)), 60.0),
+    ],
+    ids=["4027-overdue", "4028-no-credits", "http-429", "4013-rate-limited"],
+)
+async def test_billing_stops_and_rate_limits_wait_long_then_reconnect(
+    tmp_path: Path, plan: FaultPlan, wait_s: float
+) -> None:
+    plan = dataclasses.replace(plan, on=frozenset({1}))
+    clock = Clockwork()
+    async with Emulator(
+        port=0, token="tok-" + secrets.token_hex(8), bot="echo", faults=plan
+    ) as emu:
+        mic = QueueMic()
+        daemon = Daemon(slow_config(emu.url, tmp_path), emu.token, source=mic, sleep=clock)
+        task = asyncio.create_task(daemon.run())
+        async with asyncio.timeout(TIMEOUT):
+            await clock.waiting.wait()
+        # The daemon asked for the long wait, and is in it: nothing reconnects meanwhile.
+        assert clock.asked == [wait_s]
+        attempts = len(emu.connections) + len(emu.refused)
+        assert attempts == 1 and daemon.gateway is None and not task.done()
+        assert daemon.metrics.snapshot()["voicegw_cloud_connected"] == 0.0
+        clock.release()  # ... ten (or one) minutes later
+        await wait_for(lambda: daemon.gateway is not None and daemon.gateway.ready)
+        mic.queue.put_nowait(None)  # then the microphone ends: a clean stop
+        async with asyncio.timeout(TIMEOUT):
+            await task
+    assert clock.asked == [wait_s]
+    assert daemon.metrics.snapshot()["voicegw_reconnects"] == 1.0
+
+
+async def test_network_errors_retry_with_capped_jittered_backoff(tmp_path: Path) -> None:
+    # The service answers 503 to five upgrades in a row, then accepts.
+    plan = FaultPlan(refuse=503, on=frozenset(range(1, 6)))
+    clock = Clockwork()
+    async with Emulator(
+        port=0, token="tok-" + secrets.token_hex(8), bot="echo", faults=plan
+    ) as emu:
+        mic = QueueMic()
+        cfg = slow_config(emu.url, tmp_path, reconnect_max_s=2.0)
+        daemon = Daemon(cfg, emu.token, source=mic, sleep=clock)
+        task = asyncio.create_task(daemon.run())
+        await wait_for(lambda: daemon.gateway is not None and daemon.gateway.ready)
+        mic.queue.put_nowait(None)
+        async with asyncio.timeout(TIMEOUT):
+            await task
+        assert [status for _, status in emu.refused] == [503] * 5
+    # 0.5, 1, 2, then capped at reconnect_max_s = 2, each scaled by [0.75, 1] of jitter.
+    assert len(clock.asked) == 5
+    for delay, top in zip(clock.asked, [0.5, 1.0, 2.0, 2.0, 2.0], strict=True):
+        assert 0.75 * top <= delay <= top, clock.asked
+    assert daemon.metrics.snapshot()["voicegw_reconnects"] == 5.0
+
+
+async def test_an_unreachable_service_is_retried_until_stopped(tmp_path: Path) -> None:
+    import socket
+
+    # A port nobody listens on: every connect is refused by the kernel (a network error).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    clock = Clockwork(hold_at=4)  # the fourth wait holds; the first three pass
+    mic = QueueMic()
+    sink = FailingSink(16000, failures=0)
+    cfg = slow_config(f"ws://127.0.0.1:{port}", tmp_path, reconnect_max_s=8.0)
+    daemon = Daemon(cfg, "tok-unused", source=mic, sink=sink, sleep=clock)
+    task = asyncio.create_task(daemon.run())
+    async with asyncio.timeout(TIMEOUT):
+        await clock.waiting.wait()
+    assert not task.done()  # still trying, never giving up on a network error
+    assert len(clock.asked) == 4
+    for delay, top in zip(clock.asked, [0.5, 1.0, 2.0, 4.0], strict=True):
+        assert 0.75 * top <= delay <= top, clock.asked
+    # Stopping the service (SIGTERM cancels the run) ends the wait at once.
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(TIMEOUT):
+            await task
+    assert daemon.gateway is None and daemon.metrics.snapshot()["voicegw_reconnects"] == 4.0

@@ -63,6 +63,7 @@ def test_codecs_and_dsp_do_no_io(module: str) -> None:
         "voicegw.tools",
         "voicegw.config",
         "voicegw.io.device_info",
+        "voicegw.retry",
         "voicegw.emulator.chat",
         "voicegw.emulator.tts",
         "voicegw.emulator.transcriptions",
