@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -25,12 +25,14 @@ from .audio import Samples
 from .clock import Clock, SystemClock
 from .config import Config
 from .earcons import load_earcons
-from .errors import CloudError, DeviceError, LocalProtocolError, backoff, first_error
-from .gateway import SLOW_RETRY_S, AudioSink, AudioSource, Gateway, TurnReport
+from .errors import CloudError, DeviceError, LocalProtocolError, first_error
+from .gateway import AudioSink, AudioSource, Gateway, TurnReport
 from .io.files import WavSink, WavSource
 from .io.systemd import Notifier
 from .metrics import Metrics
 from .ptt import Interrupt, PttGate, StartTalking, StopTalking
+from .realtime_gateway import RealtimeGateway
+from .retry import RetryPolicy
 from .tools import ToolBox
 
 __all__ = ["Daemon", "open_sink", "open_source"]
@@ -80,6 +82,8 @@ def open_sink(cfg: Config) -> AudioSink:
 
 _END = object()
 _RELEASE = object()
+#: The longest wait between attempts to reopen a lost microphone, s.
+_CAPTURE_RETRY_CAP_S = 10.0
 #: Frames a feed holds before dropping the oldest (2 s at 20 ms).
 _FEED_FRAMES = 100
 
@@ -96,7 +100,7 @@ class _Feed:
         self.rate = rate
         self.channels = channels
         self.queue: asyncio.Queue[Samples | object] = asyncio.Queue(maxsize=maxsize)
-        self.gateway: Gateway | None = None
+        self.gateway: Gateway | RealtimeGateway | None = None
         self.dropped = 0
 
     def put(self, item: Samples | object) -> None:
@@ -129,6 +133,11 @@ class Daemon:
         source, sink: devices to use instead of opening the configured ones (tests).
         clock: monotonic clock.
         notifier: systemd notifier (a no-op outside systemd).
+        sleep: how the daemon waits before reconnecting or reopening a device (default
+            ``asyncio.sleep``); tests pass one that records the delay instead of waiting.
+        retry: the reconnect delays (default: :class:`RetryPolicy` capped at
+            ``service.reconnect_max_s``, with the slow waits after billing stops and rate
+            limits).
     """
 
     def __init__(
@@ -141,6 +150,8 @@ class Daemon:
         clock: Clock | None = None,
         notifier: Notifier | None = None,
         metrics: Metrics | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.config = config
         self._token = token
@@ -156,9 +167,10 @@ class Daemon:
         if b.earcons and b.kind != "none":
             sounds = load_earcons(self.sink.rate, level_dbfs=b.earcon_level_dbfs)
             self.earcons = {str(name): pcm for name, pcm in sounds.items()}
-        self.gateway: Gateway | None = None
+        self.gateway: Gateway | RealtimeGateway | None = None
         self._own_source = source is None
-        self._delays = backoff(0.5, cap=config.service.reconnect_max_s)
+        self._sleep = sleep or asyncio.sleep
+        self.retry = retry or RetryPolicy(cap_s=config.service.reconnect_max_s)
         self._source_ended = False
         self._feed: _Feed | None = None
         # Push-to-talk audio spoken while disconnected (device frames), replayed on reconnect.
@@ -212,7 +224,7 @@ class Daemon:
                 close()
 
     async def _connection_loop(self) -> None:
-        self._delays = backoff(0.5, cap=self.config.service.reconnect_max_s)
+        self.retry.reset()
         conversation_id = self.config.cloud.conversation_id
         while True:
             # Every connect sends the full chat.update, continuing the same conversation.
@@ -225,7 +237,9 @@ class Daemon:
             period_s = self.config.audio.period_ms / 1000
             room = round(self.config.service.offline_ptt_s / period_s) + _FEED_FRAMES
             feed = _Feed(self.source.rate, self.source.channels, room)
-            gw = Gateway(
+            # Realtime: each connection is a new room (after 4029 the old one is gone).
+            gw_class = RealtimeGateway if cfg.cloud.api == "realtime" else Gateway
+            gw = gw_class(
                 cfg,
                 self._token,
                 source=feed,
@@ -248,11 +262,11 @@ class Daemon:
                 self.metrics.cloud_connected.set(0)
                 if not exc.retryable:
                     raise
-                delay = max(next(self._delays), SLOW_RETRY_S.get(exc.code or 0, 0.0))
+                delay = self.retry.next_delay(exc.code)
                 log.warning("connection lost (%s); reconnecting in %.1f s", exc, delay)
                 self.notifier.status(f"reconnecting: {exc}")
                 self.metrics.reconnects.inc()
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
                 continue
             finally:
                 self._detach(feed)
@@ -280,33 +294,55 @@ class Daemon:
         # its start; a sound card has nobody to talk to before). Later gaps are bridged: see
         # _route.
         await self.connected.wait()
-        delays = backoff(0.5, cap=10.0)
+        retry = RetryPolicy(initial_s=0.5, cap_s=_CAPTURE_RETRY_CAP_S, slow={})
         while True:
             try:
                 async for frame in self.source.frames():
                     self.capture_alive = self.clock.now()
                     self._route(frame)
-                    delays = backoff(0.5, cap=10.0)
+                    if retry.failures:
+                        retry.reset()
             except DeviceError as exc:
                 self.metrics.capture_restarts.inc()
-                delay = next(delays)
-                log.warning("capture failed (%s); reopening in %.1f s", exc, delay)
+                log.warning("capture failed: %s", exc)
                 self.notifier.status(f"microphone lost: {exc}")
                 close = getattr(self.source, "close", None)
                 if callable(close):
                     close()
-                await asyncio.sleep(delay)
-                if self._own_source:
-                    try:
-                        self.source = open_source(self.config, clock=self.clock)
-                    except DeviceError as again:
-                        log.warning("capture device not back yet: %s", again)
+                await self._reopen_capture(retry)
                 continue
             break  # the source ended (a file, a timed capture)
         self._source_ended = True
         feed = self._feed
         if feed is not None:
             feed.put(_END)
+
+    async def _reopen_capture(self, retry: RetryPolicy) -> None:
+        """Wait with backoff, then open the configured microphone again by name.
+
+        A device that is still absent (unplugged: its name is not listed, or it cannot be
+        opened) is retried with backoff until it returns; the daemon never gives up on its
+        microphone. A source the daemon was given is not reopened here: its ``frames()`` is
+        simply called again after the wait.
+        """
+        while True:
+            delay = retry.next_delay()
+            log.log(
+                logging.WARNING if retry.failures == 1 else logging.INFO,
+                "reopening the microphone in %.1f s (attempt %d)",
+                delay,
+                retry.failures,
+            )
+            await self._sleep(delay)
+            if not self._own_source:
+                return
+            try:
+                self.source = open_source(self.config, clock=self.clock)
+            except DeviceError as again:
+                log.warning("capture device not back yet: %s", again)
+                continue
+            log.info("capture device found again: %s", getattr(self.source, "name", "?"))
+            return
 
     def _route(self, frame: Samples) -> None:
         feed = self._feed
@@ -352,7 +388,7 @@ class Daemon:
     def _on_ready(self) -> None:
         self.connected.set()
         # A good connection: the next drop starts the backoff from the beginning again.
-        self._delays = backoff(0.5, cap=self.config.service.reconnect_max_s)
+        self.retry.reset()
         self._replay_offline()
         if self._source_ended and self._feed is not None:
             self._feed.put(_END)  # after any replayed utterance
@@ -412,7 +448,9 @@ class Daemon:
                     self._earcon("release")
                 elif isinstance(action, Interrupt):
                     gw.cancel()
-            except LocalProtocolError as exc:
+            except (LocalProtocolError, CloudError) as exc:
+                # Not ready after all (a connection going down in the same instant): the
+                # press is refused with an earcon; the connection loop deals with the loss.
                 log.warning("button: %s", exc)
                 self._earcon("error")
 

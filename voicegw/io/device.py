@@ -21,8 +21,13 @@ mistakes (wrong pitch or speed) and spends CPU outside our control. USB cards of
 index alone: indices change whenever a USB device comes or goes. PortAudio enumerates devices
 when it is initialised; one reference-counted owner (:func:`portaudio`) initialises it on first
 use and terminates it after the last, so listing again once every stream is closed sees
-hot-plugged hardware. A capture stream that stops delivering makes
-:meth:`PyAudioSource.frames` raise :class:`DeviceError` after ``stall_s``.
+hot-plugged hardware (while any stream is open, the list PortAudio built at initialisation
+stays in use). A capture stream that stops delivering makes :meth:`PyAudioSource.frames` raise
+:class:`DeviceError` after ``stall_s``; the daemon then opens the microphone again by name,
+with backoff, until it is back. A playback stream whose device vanishes (PortAudio stops
+calling back) is noticed by the next :meth:`PyAudioSink.write`, which raises
+:class:`DeviceError` and, after a backoff delay, looks the device up again by name and restarts
+it, so a speaker that returns plays again.
 
 **Errors.** :func:`map_device_errors` turns PortAudio's ``(text, code)`` errors into
 :class:`DeviceError` naming the device; an unsupported rate (-9997) or channel count (-9998)
@@ -49,6 +54,7 @@ import pyaudio
 
 from ..audio import API_RATES, Samples, ms_to_samples
 from ..errors import DeviceError
+from ..retry import RetryPolicy
 from .device_info import (
     _DIRECTIONS,
     _PA_UNAVAILABLE,
@@ -293,6 +299,19 @@ def find_device(
                     log.info("audio device pattern %r chose %r", pattern, info.name)
                 return info
     raise _unusable_error(probed[0], direction, rate, channels)
+
+
+def _find_again(old: DeviceInfo, direction: Direction) -> DeviceInfo:
+    """The device named exactly ``old.name`` as PortAudio lists it now (after a hot-plug).
+
+    Raises:
+        DeviceError: no device of that name is listed (still unplugged).
+    """
+    with map_device_errors(old.name), portaudio() as pa:
+        for info in _enumerate(pa):
+            if info.name == old.name and info.max_channels(direction):
+                return _probe(pa, info, [direction])
+    raise DeviceError(f"audio device {old.name!r} is not connected (not listed by PortAudio)")
 
 
 # ---------------------------------------------------------------- error mapping
@@ -635,6 +654,13 @@ class PyAudioSink(_Stream):
 
     :meth:`close` discards what is left in the ring; the device plays out what PortAudio holds.
 
+    **A vanished device** (a USB DAC unplugged) makes PortAudio stop calling back: the stream
+    is no longer active. The next :meth:`write` notices, drops the dead stream and the audio
+    waiting for it, and raises :class:`DeviceError` (``stats.failures``). Later writes raise
+    too until a retry is due (capped backoff, ``retry_max_s``); then the device is looked up
+    again by name (indices change on hot-plug) and a new stream starts. So a speaker that comes
+    back plays again, and the caller only has to count the errors.
+
     Raises:
         DeviceError: the device is missing or does not support ``rate``/``channels``.
     """
@@ -649,6 +675,7 @@ class PyAudioSink(_Stream):
         *,
         period_ms: float = 20.0,
         buffer_ms: float = 400.0,
+        retry_max_s: float = 5.0,
     ) -> None:
         super().__init__(device, rate, channels, period_ms)
         self.period = self._frames_per_buffer
@@ -658,6 +685,8 @@ class PyAudioSink(_Stream):
         self._ring = _Ring(max(self.period, ms_to_samples(buffer_ms, rate)), channels)
         self._waiters: _Waiters = []
         self._playing = False
+        self._retry = RetryPolicy(initial_s=0.25, cap_s=max(0.25, retry_max_s), slow={})
+        self._retry_at: float | None = None
 
     @property
     def queued_ms(self) -> float:
@@ -686,11 +715,52 @@ class PyAudioSink(_Stream):
             raise ValueError(f"mono samples expected, got shape {x.shape}")
         if self._closed:
             raise DeviceError(f"playback to {self.name!r} is closed")
+        self._ensure_running()
         if self.channels > 1:
             x = np.repeat(x, self.channels)
         with self._lock:
             self.stats.dropped += self._ring.write(x)
-        self.start()
+
+    def _ensure_running(self) -> None:
+        """Start the stream, or find that the device failed and retry it with backoff.
+
+        Raises:
+            DeviceError: the device stopped (unplugged), is still missing, or the stream
+                could not start.
+        """
+        stream = self._stream
+        if stream is not None:
+            if stream.is_active():
+                return
+            # PortAudio stopped calling back: the device failed (a USB DAC was unplugged).
+            self._stream = None
+            try:
+                _close_stream(stream, self.name)
+            finally:
+                _release()
+            with self._lock:
+                self._ring.clear()
+                self._playing = False
+            self.stats.failures += 1
+            self._retry_at = time.monotonic() + self._retry.next_delay()
+            raise DeviceError(
+                f"playback to {self.name!r} stopped: the device failed or was unplugged; "
+                "it will be opened again by name"
+            )
+        retrying = self._retry_at is not None
+        if self._retry_at is not None and time.monotonic() < self._retry_at:
+            raise DeviceError(f"audio device {self.name!r} is unavailable; retrying shortly")
+        try:
+            if retrying:
+                self.device = _find_again(self.device, "output")
+            self.start()
+        except DeviceError:
+            self._retry_at = time.monotonic() + self._retry.next_delay()
+            raise
+        if retrying:
+            log.info("playback device %r is back", self.name)
+            self._retry_at = None
+            self._retry.reset()
 
     def flush(self) -> int:
         """Discard the audio waiting in the ring (barge-in); return the frames discarded.

@@ -104,7 +104,10 @@ class DeviceInfo:
             return "unknown formats: the device is busy (another program has it open)"
         counts = sorted({c for d, c, _ in self.formats if d == direction})
         if not counts:
-            return "no 16-bit format at the probed rates"
+            return (
+                "no 16-bit format at the probed rates (a device that refuses every format may "
+                "be unplugged or failing)"
+            )
         rates = (", ".join(map(str, self.rates(direction, c))) for c in counts)
         return "; ".join(f"{c} ch at {r} Hz" for c, r in zip(counts, rates, strict=True))
 
@@ -308,6 +311,8 @@ class PlaybackStats:
     """Periods flagged ``paOutputUnderflow``: the callback itself came too late."""
     device_overflows: int = 0
     """Periods flagged ``paOutputOverflow``."""
+    failures: int = 0
+    """Times the stream died under us (PortAudio stopped calling back: device unplugged)."""
 
 
 class _Ring:
