@@ -210,10 +210,10 @@ class RealtimeGateway:
             )
         try:
             try:
-                await asyncio.wait_for(
-                    transport.join(self.room, self.config.cloud, self.config.cloud.bot_id),
-                    rt.join_timeout_s,
-                )
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can lose a cancellation
+                # that arrives as the wait ends (the TaskGroup's, when another task fails).
+                async with asyncio.timeout(rt.join_timeout_s):
+                    await transport.join(self.room, self.config.cloud, self.config.cloud.bot_id)
                 await transport.wait_agent(rt.join_timeout_s)
             except TimeoutError:
                 raise CloudError(
@@ -415,7 +415,8 @@ class RealtimeGateway:
 
     async def _mic_loop(self) -> None:
         try:
-            await asyncio.wait_for(self._ready.wait(), self.config.realtime.join_timeout_s)
+            async with asyncio.timeout(self.config.realtime.join_timeout_s):
+                await self._ready.wait()
         except TimeoutError:
             raise CloudError(
                 "the agent did not finish setting up the room (conversation.created) in "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers import MS, emulator_subprocess, write_file_config
+from helpers import emulator_process as emulator_urls
 
 REPO = Path(__file__).resolve().parents[2]
 VOICEGW = [sys.executable, "-m", "voicegw"]
@@ -119,6 +120,23 @@ def test_run_against_the_emulator_process(
     url, token = emulator_process
     cfg = write_file_config(tmp_path, url, fixtures_dir / "short16k.wav")
     proc = run(["run", "--config", str(cfg)], env={"COZE_API_TOKEN": token})
+    assert proc.returncode == 0, proc.stderr
+    assert "turn completed" in proc.stdout
+    assert (tmp_path / "reply.wav").stat().st_size > 1000
+    assert token not in proc.stdout + proc.stderr
+
+
+def test_run_with_the_realtime_api(tmp_path: Path, fixtures_dir: Path) -> None:
+    # cloud.api = "realtime": voicegw run creates a room on the emulator's HTTP API, joins it
+    # over WebRTC and has the push-to-talk turn there.
+    token = "tok-cli-realtime"
+    with emulator_urls(token) as (url, api):
+        cfg = write_file_config(tmp_path, url, fixtures_dir / "short16k.wav")
+        text = cfg.read_text().replace(
+            "[cloud]\n", f'[cloud]\napi = "realtime"\napi_url = "{api}"\n'
+        )
+        cfg.write_text(text.replace("realtime = false\n", ""))
+        proc = run(["run", "--config", str(cfg)], env={"COZE_API_TOKEN": token})
     assert proc.returncode == 0, proc.stderr
     assert "turn completed" in proc.stdout
     assert (tmp_path / "reply.wav").stat().st_size > 1000

@@ -317,7 +317,8 @@ async def test_serve_forever_writes_the_url_first_and_stops_on_cancel() -> None:
 
     task = asyncio.create_task(serve_forever(port=0, token=TOKEN, bot="tone", out=out))
     await asyncio.wait_for(ready.wait(), TIMEOUT)
-    assert lines == [lines[0]] and lines[0].startswith("listening on ws://127.0.0.1:")
+    assert lines[0].startswith("listening on ws://127.0.0.1:")
+    assert lines[1:] == [lines[1]] and lines[1].startswith("http api on http://127.0.0.1:")
     url = lines[0].removeprefix("listening on ")
     async with connect(f"{url}/v1/chat?bot_id={BOT}&authorization=Bearer+{TOKEN}") as ws:
         assert (await recv_json(ws))["event_type"] == "chat.created"

@@ -295,7 +295,8 @@ class AiortcTransport:
                 cloud.http_url, room, pc.localDescription.sdp, timeout=cloud.connect_timeout_s
             )
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-            await asyncio.wait_for(self._open.wait(), cloud.connect_timeout_s)
+            async with asyncio.timeout(cloud.connect_timeout_s):  # (not wait_for: see gateway)
+                await self._open.wait()
         except TimeoutError:
             await self.close()
             raise CloudError(
