@@ -5,7 +5,8 @@ Three long-lived tasks, one owner per resource:
 * ``read``  owns ``ws.recv()``: frames go into the sans-I/O session; what the session says
   (ready, flush, reply audio, transcripts, tool calls, errors) is acted on here;
 * ``mic``   owns the audio source: frames go through the uplink chain into the session;
-* ``play``  owns the audio sink: it pulls from the playout buffer on an absolute timeline.
+* ``play``  owns the audio sink: the :class:`~voicegw.player.Player` pulls from the playout
+  buffer on an absolute timeline (shared with the Realtime gateway).
 
 Frames the session wants sent are written right after each input, in order, by whichever task
 fed the session (websockets writes each frame whole, so order is kept). Nothing here decides
@@ -29,17 +30,16 @@ from .audio import Samples
 from .chains import Downlink, Uplink
 from .clock import Clock, SystemClock
 from .config import Config
+from .dsp.channels import is_loud
 from .echo import EchoGuard
 from .errors import (
     CloudError,
-    DeviceError,
     LocalProtocolError,
     RemoteProtocolError,
     first_error,
 )
 from .io.cloud import FrameObserver, open_chat
-from .limits import LimitEnforcer
-from .playout import Pacer, PlayoutBuffer
+from .player import PLAY_PERIOD_S, AudioSink, Player
 from .preroll import PreRoll
 from .protocol.events import (
     ConversationAudioCompleted,
@@ -70,9 +70,7 @@ __all__ = ["SLOW_RETRY_S", "AudioSink", "AudioSource", "Gateway", "RunReport", "
 
 log = logging.getLogger(__name__)
 
-#: Speech above this RMS (dBFS) marks "the user is talking" for latency marks only.
-_SPEECH_DBFS = -45.0
-_PLAY_PERIOD_S = 0.02
+_PLAY_PERIOD_S = PLAY_PERIOD_S
 #: Service errors worth retrying only after a long wait (s): see voicegw.retry.
 SLOW_RETRY_CODES = frozenset(SLOW_RETRY_S)
 #: VAD modes: quiet time after the mic ends before the run is considered over.
@@ -86,14 +84,6 @@ class AudioSource(Protocol):
     channels: int
 
     def frames(self) -> AsyncIterator[Samples]: ...
-
-
-class AudioSink(Protocol):
-    """A speaker: mono int16 at ``rate``."""
-
-    rate: int
-
-    def write(self, samples: Samples) -> None: ...
 
 
 @dataclass
@@ -180,13 +170,16 @@ class Gateway:
         self.on_turn = on_turn
         self.on_frame = on_frame
         self.on_ready = on_ready
-        # The uplink is muted until then while a local sound (an earcon) plays.
-        self._local_until = 0.0
         out = config.output
-        self.playout = PlayoutBuffer(
-            sink.rate,
+        self.player = Player(
+            sink,
+            self.clock,
+            self.tools.state,
+            realtime=config.audio.realtime,
             max_s=config.audio.playback_max_s,
             prefill_ms=config.audio.playback_prefill_ms,
+            budget_ms=config.audio.buffer_budget_ms,
+            on_played=self._played,
         )
         opts: dict[str, object] = {}
         if out.codec == "opus":
@@ -214,12 +207,9 @@ class Gateway:
                 stop_ms=config.turn.vad_stop_ms,
                 preroll_ms=config.turn.preroll_ms,
             )
-        budget = config.audio.buffer_budget_ms
-        self.limiter = LimitEnforcer(budget, sink.rate) if budget else None
         self.report = RunReport()
         self._ws: ClientConnection | None = None
         self._ready = asyncio.Event()
-        self._audio_ready = asyncio.Event()
         self._mic_done = asyncio.Event()
         self._turn: TurnReport | None = None
         # The turn whose reply is in the playout buffer (outlives _turn until played).
@@ -242,7 +232,7 @@ class Gateway:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._read_loop(ws))
                     tg.create_task(self._mic_loop())
-                    tg.create_task(self._play_loop())
+                    tg.create_task(self.player.run())
                     tg.create_task(self._watch_done())
             except BaseExceptionGroup as group:
                 error = first_error(group, ignore=(_Stop,))
@@ -251,10 +241,15 @@ class Gateway:
                     raise error from None
             finally:
                 self._ws = None
+                self._close_report()  # also when the run ends in an error
+        return self.report
+
+    def _close_report(self) -> None:
         self.report.logid = self.session.logid or ""
         self.report.conversation_id = self.session.conversation_id or ""
-        self.report.underruns = self.playout.stats.underruns
-        return self.report
+        self.report.underruns = self.player.buffer.stats.underruns
+        self.report.flushes = self.player.flushes
+        self.report.playback_errors = self.player.errors
 
     # ------------------------------------------------------------ sending
     async def _pump(self) -> None:
@@ -333,11 +328,11 @@ class Gateway:
         """One frame of API-rate mono audio: echo guard, local VAD, pre-roll, uplink."""
         if not len(mono):
             return
-        if now < self._local_until:
+        if now < self.player.local_until:
             mono = np.zeros_like(mono)  # our own earcon is playing: never send it upstream
-        if _is_speech(mono):
+        if is_loud(mono):
             self._last_speech = now
-        self.echo.playback(not self.playout.idle, now)
+        self.echo.playback(not self.player.idle, now)
         gated = self.echo.gate(mono, now)
         if gated is None:
             # Muted by the echo guard: the uplink stays continuous with digital silence.
@@ -394,13 +389,7 @@ class Gateway:
         The uplink carries silence while it plays, so push-to-talk (full duplex) does not
         send the device's own beep to the service.
         """
-        if not len(samples):
-            return
-        now = self.clock.now()
-        self._local_until = max(self._local_until, now) + len(samples) / self.sink.rate + 0.05
-        self.playout.write(samples)
-        self.playout.end_of_reply()
-        self._audio_ready.set()
+        self.player.play_local(samples)
 
     def cancel(self) -> bool:
         """Stop the reply (press-to-interrupt): flushes playback, cancels a running chat."""
@@ -416,7 +405,7 @@ class Gateway:
             "connection": s.conn_state.name.lower(),
             "input": s.input_state.name.lower(),
             "chat": s.chat_state.name.lower(),
-            "playing": not self.playout.idle,
+            "playing": not self.player.idle,
             "volume": round(self.tools.state.volume, 3),
             "muted": self.tools.state.muted,
             "turns": len(self.report.turns),
@@ -466,62 +455,7 @@ class Gateway:
             self._mic_frame(self.uplink.convert(silence), self.clock.now())
             await self._pump()
 
-    async def _play_loop(self) -> None:
-        n = round(self.sink.rate * _PLAY_PERIOD_S)
-        # A sound card (it reports queued_ms) plays in real time whatever audio.realtime
-        # says: writing a reply to it faster would overflow its small ring.
-        if not self._realtime and not hasattr(self.sink, "queued_ms"):
-            await self._play_unpaced(n)
-            return
-        pacer = Pacer(_PLAY_PERIOD_S, self.clock.now())
-        while True:
-            if self.playout.idle:
-                self._audio_ready.clear()
-                await self._audio_ready.wait()
-                pacer.restart(self.clock.now())
-            delay = pacer.next_deadline() - self.clock.now()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            for _ in range(pacer.due(self.clock.now())):
-                chunk = self.playout.read(n)
-                if chunk is None:
-                    break
-                self._played(chunk)
-
-    async def _play_unpaced(self, n: int) -> None:
-        """A sink with no clock (a file written as fast as possible): play what has arrived.
-
-        Unlike a speaker, such a sink never starves, so a short buffer is not an underrun:
-        wait for more audio (or the end of the reply) instead of padding silence.
-        """
-        pb = self.playout
-        while True:
-            fading = not pb.idle and not pb.playing and pb.queued == 0
-            ready = pb.playing and (pb.queued >= n or pb.reply_done)
-            if not (fading or ready):
-                self._audio_ready.clear()
-                await self._audio_ready.wait()
-                continue
-            chunk = pb.read(n)
-            if chunk is not None:
-                self._played(chunk)
-            await asyncio.sleep(0)
-
     def _played(self, chunk: Samples) -> None:
-        state = self.tools.state
-        if state.muted:
-            chunk = np.zeros_like(chunk)
-        elif state.volume < 1.0:
-            chunk = (chunk * state.volume).astype(np.int16)
-        try:
-            self.sink.write(chunk)
-        except DeviceError as exc:
-            # A speaker failure must not take capture (or the connection) down with it: the
-            # period is lost and counted, and the next one tries the device again.
-            self.report.playback_errors += 1
-            if self.report.playback_errors == 1 or self.report.playback_errors % 500 == 0:
-                log.warning("speaker error (%d so far): %s", self.report.playback_errors, exc)
-            return
         turn = self._audio_turn
         if turn is not None:
             if turn.first_play is None and np.any(chunk):
@@ -540,7 +474,7 @@ class Gateway:
             await asyncio.sleep(0.05)
             now = self.clock.now()
             quiet = now - self._last_activity
-            busy = self._turn is not None or not self.playout.idle
+            busy = self._turn is not None or not self.player.idle
             if not busy and quiet >= settle:
                 raise _Stop
             if quiet > self.reply_timeout_s:
@@ -559,12 +493,7 @@ class Gateway:
                 if self.on_ready is not None:
                     self.on_ready()
             elif isinstance(ev, FlushPlayback):
-                self.report.flushes += 1
-                self.playout.flush(fade_ms=10)
-                flush_device = getattr(self.sink, "flush", None)
-                if callable(flush_device):
-                    flush_device()  # a sound card's own ring, so barge-in is heard at once
-                self._audio_ready.set()
+                self.player.flush()  # and the sound card's own ring: barge-in is heard at once
                 self.downlink.reset()
             elif isinstance(ev, Received):
                 self._on_server_event(ev, now)
@@ -590,22 +519,12 @@ class Gateway:
             if turn.first_delta is None:
                 turn.first_delta = now
             self._audio_turn = turn
-            samples = self.downlink.decode(event.audio)
-            if len(samples):
-                self.playout.write(samples)
-                if self.limiter is not None:
-                    excess = self.limiter.check(self.playout.queued)
-                    if excess:
-                        self.playout.trim(excess)
-                self._audio_ready.set()
+            self.player.write(self.downlink.decode(event.audio))
         elif isinstance(event, ConversationAudioCompleted):
             if self.session.is_cancelled(event.message.chat_id):
                 return
-            tail = self.downlink.drain()
-            if len(tail):
-                self.playout.write(tail)
-            self.playout.end_of_reply()
-            self._audio_ready.set()
+            self.player.write(self.downlink.drain())
+            self.player.end_of_reply()
         elif isinstance(event, ConversationAudioTranscriptCompleted):
             self._current_turn(now).transcript = event.content
             if not event.content and self.session.turn_mode is TurnMode.PUSH_TO_TALK:
@@ -637,9 +556,3 @@ class Gateway:
             if self.on_turn is not None:
                 self.on_turn(self._turn)
             self._turn = None
-
-
-def _is_speech(frame: Samples) -> bool:
-    x = frame.astype(np.float32)
-    rms = math.sqrt(float(np.mean(x * x))) if len(x) else 0.0
-    return rms > 0 and 20 * math.log10(rms / 32768.0) > _SPEECH_DBFS

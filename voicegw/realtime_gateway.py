@@ -44,6 +44,7 @@ from .chains import Uplink
 from .clock import Clock, SystemClock
 from .config import Config
 from .dsp import StreamResampler
+from .dsp.channels import is_loud
 from .echo import EchoGuard
 from .errors import CloudError, LocalProtocolError, RemoteProtocolError, first_error
 from .gateway import SLOW_RETRY_S, AudioSink, AudioSource, RunReport, TurnReport
@@ -78,7 +79,6 @@ TransportFactory = Callable[[], RtcTransport]
 _GRACE_S = 0.3
 #: Agent frames kept before ``speech_started`` arrives, s (media may also lead the event).
 _LEAD_S = 0.2
-_SPEECH_DBFS = -45.0
 #: How far RTC media lags the data channel, s: the far side's jitter buffer (80 ms in aiortc)
 #: plus up to one 20 ms frame of pacing; measured ~93 ms one way on loopback (voicegw bench).
 MEDIA_LAG_S = 0.15
@@ -238,11 +238,12 @@ class RealtimeGateway:
                 self._completing = None
             self.transport = None
             await transport.close()
-        self.report.conversation_id = self.session.conversation_id or ""
-        self.report.logid = self.session.logid or ""
-        self.report.playback_errors = self.player.errors
-        self.report.flushes = self.player.flushes
-        self.report.underruns = self.player.buffer.stats.underruns
+            # Filled in also when the run ends in an error (the daemon reads it).
+            self.report.conversation_id = self.session.conversation_id or ""
+            self.report.logid = self.session.logid or ""
+            self.report.playback_errors = self.player.errors
+            self.report.flushes = self.player.flushes
+            self.report.underruns = self.player.buffer.stats.underruns
         return self.report
 
     def press(self) -> None:
@@ -409,7 +410,7 @@ class RealtimeGateway:
         if not len(samples):
             return
         turn = self._audio_turn
-        if turn is not None and turn.first_delta is None and _is_speech(samples):
+        if turn is not None and turn.first_delta is None and is_loud(samples):
             turn.first_delta = self.clock.now()
         self.player.write(samples)
 
@@ -448,7 +449,7 @@ class RealtimeGateway:
             return
         if now < self.player.local_until:
             mono = np.zeros_like(mono)  # our own earcon: never sent upstream
-        if _is_speech(mono):
+        if is_loud(mono):
             self._last_speech = now
         self.echo.playback(not self.player.idle, now)
         gated = self.echo.gate(mono, now)
@@ -581,7 +582,7 @@ class RealtimeGateway:
             # Media that led the event: from the first audible frame on.
             lead = list(self._lead)
             self._lead.clear()
-            while lead and not _is_speech(lead[0]):
+            while lead and not is_loud(lead[0]):
                 lead.pop(0)
             if down is not None:
                 for frame in lead:
@@ -646,14 +647,3 @@ def _webrtc_factory() -> RtcTransport:
     from .io.webrtc import AiortcTransport
 
     return AiortcTransport()
-
-
-#: Mean square (int16 units) above which a frame counts as speech: _SPEECH_DBFS.
-_SPEECH_MS = (32768.0 * 10 ** (_SPEECH_DBFS / 20)) ** 2
-
-
-def _is_speech(frame: Samples) -> bool:
-    if not len(frame):
-        return False
-    x = frame.astype(np.float32)
-    return float(np.dot(x, x)) / len(x) > _SPEECH_MS

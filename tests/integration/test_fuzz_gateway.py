@@ -368,7 +368,7 @@ def run_once(arena: Arena, script: Script, *, paced: bool = False) -> Outcome:
     def observe(direction: str, text: str) -> None:
         mic.observe(direction, text)
         if gw is not None:
-            seen.append(gw.playout.queued)
+            seen.append(gw.player.buffer.queued)
 
     async def go() -> Outcome:
         nonlocal gw
@@ -385,7 +385,7 @@ def run_once(arena: Arena, script: Script, *, paced: bool = False) -> Outcome:
                 report = await gw.run()
         except CloudError as exc:
             return Outcome(None, exc, sink.samples, max(seen, default=0))
-        seen.append(gw.playout.queued)
+        seen.append(gw.player.buffer.queued)
         return Outcome(report, None, sink.samples, max(seen, default=0))
 
     return arena.runner.run(go())

@@ -194,7 +194,7 @@ class ScriptedUser:
         if (
             self.want_barge
             and gw is not None
-            and gw.playout.playing
+            and gw.player.buffer.playing
             and self.reported == self.issued - 1
             and np.any(chunk)
         ):
@@ -213,7 +213,7 @@ class ScriptedUser:
 
     def _quiet(self) -> bool:
         gw = self._sync()
-        return gw is not None and gw.ready and self.reported == self.issued and gw.playout.idle
+        return gw is not None and gw.ready and self.reported == self.issued and gw.player.idle
 
     async def _wait_for_reply_playing(self) -> bool:
         """Whether the previous reply started playing (``False``: it ended unseen first)."""

@@ -15,7 +15,15 @@ import numpy as np
 from voicegw.audio import Samples
 from voicegw.dsp.convert import float_to_int16
 
-__all__ = ["apply_gain", "db_to_gain", "num_channels", "to_channels", "to_mono"]
+__all__ = [
+    "SPEECH_DBFS",
+    "apply_gain",
+    "db_to_gain",
+    "is_loud",
+    "num_channels",
+    "to_channels",
+    "to_mono",
+]
 
 
 def num_channels(samples: Samples) -> int:
@@ -105,3 +113,16 @@ def apply_gain(samples: Samples, gain: float) -> Samples:
     if gain == 1.0:
         return samples
     return float_to_int16(samples.astype(np.float32) * np.float32(gain), overwrite=True)
+
+
+#: Level above which a frame counts as "someone is talking" for latency marks, dBFS.
+SPEECH_DBFS = -45.0
+_SPEECH_MEAN_SQUARE = (32768.0 * 10 ** (SPEECH_DBFS / 20)) ** 2
+
+
+def is_loud(samples: Samples) -> bool:
+    """Whether a mono frame's RMS is above :data:`SPEECH_DBFS` (one dot product, ~1 us)."""
+    if not len(samples):
+        return False
+    x = samples.astype(np.float32)
+    return float(np.dot(x, x)) / len(x) > _SPEECH_MEAN_SQUARE
