@@ -35,6 +35,7 @@ def _imported_after(module: str) -> list[str]:
         "voicegw.protocol.wire",
         "voicegw.protocol.tts",
         "voicegw.protocol.asr",
+        "voicegw.protocol.service",
     ],
 )
 def test_protocol_does_no_io(module: str) -> None:

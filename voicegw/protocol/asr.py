@@ -43,12 +43,12 @@ from .events import (
     InputAudioBufferComplete,
     InputAudioBufferCompleted,
     ServerEvent,
-    UnknownEvent,
 )
 from .objects import ASRConfig, InputAudio
-from .outputs import Notice, ServerError, _EventIds
+from .outputs import Notice, ServerError
 from .schema import decode_object, encode_object, spec_field
-from .wire import decode_with, encode, encode_append, unknown_fields
+from .service import ServiceSession
+from .wire import encode_append
 
 __all__ = [
     "ASR_CLIENT_EVENTS",
@@ -191,7 +191,7 @@ ASR_TRANSITIONS: Final[dict[tuple[AsrState, str], AsrState]] = {
 }
 
 
-class AsrSession:
+class AsrSession(ServiceSession[AsrState, "AsrEvent"]):
     """Client side of one ``/v1/audio/transcriptions`` connection.
 
     Args:
@@ -204,6 +204,10 @@ class AsrSession:
     Raises:
         LocalProtocolError: a field breaks a documented range or rule (names it).
     """
+
+    TRANSITIONS = ASR_TRANSITIONS
+    SERVER_EVENTS = ASR_SERVER_EVENTS
+    LOG = _LOG
 
     def __init__(
         self,
@@ -222,7 +226,7 @@ class AsrSession:
                 event_type="transcriptions.update",
                 path=exc.path,
             ) from None
-        self._state = AsrState.CONFIGURING
+        super().__init__(AsrState.CONFIGURING, debug=debug)
         self._created = False
         self._held: deque[bytes] = deque()
         self._held_bytes = 0
@@ -231,24 +235,10 @@ class AsrSession:
         self.dropped = 0
         self._complete_due = False
         self._text = ""
-        self._logid: str | None = None
         self._effective: TranscriptionsUpdateData | None = None
-        self._ids = _EventIds()
-        self._out: list[str] = []
-        self._events: list[AsrEvent] = []
-        self._reported: set[str] = set()
-        self._debug = debug
         self._send(TranscriptionsUpdate, config=self._config)
 
     # ------------------------------------------------------------ state
-
-    @property
-    def state(self) -> AsrState:
-        return self._state
-
-    @property
-    def logid(self) -> str | None:
-        return self._logid
 
     @property
     def text(self) -> str:
@@ -259,16 +249,6 @@ class AsrSession:
     def effective_config(self) -> TranscriptionsUpdateData | None:
         """The configuration ``transcriptions.updated`` echoed."""
         return self._effective
-
-    def data_to_send(self) -> list[str]:
-        """Text frames to write to the socket, in order. Call after every input method."""
-        out, self._out = self._out, []
-        return out
-
-    def events_received(self) -> list[AsrEvent]:
-        """What the caller must act on, in order. Call after every input method."""
-        events, self._events = self._events, []
-        return events
 
     def close_expected(self) -> bool:
         """True once DONE, FAILED or CLOSED."""
@@ -331,16 +311,9 @@ class AsrSession:
         """
         if self._state is AsrState.CLOSED:
             raise LocalProtocolError("receive_text() after connection_lost()")
-        event = decode_with(frame, ASR_SERVER_EVENTS)
-        if isinstance(event, UnknownEvent):
-            self._notice_once(f"unknown event type {event.unknown_type!r} ignored")
+        event = self._decode(frame)
+        if event is None:
             return
-        if event.detail is not None and event.detail.logid:
-            self._logid = event.detail.logid
-        self._trace("< %s", event.event_type)
-        extra = unknown_fields(event)
-        if extra:
-            self._notice_once(f"{event.event_type} carried unknown fields: {', '.join(extra)}")
         match event:
             case TranscriptionsCreated():
                 if self._created:
@@ -413,25 +386,3 @@ class AsrSession:
         self._out.append(encode_append(self._ids.next(), data))
         if self._debug:
             _LOG.debug("> input_audio_buffer.append %dB", len(data))
-
-    def _send(self, cls: type[ClientEvent], **fields: Any) -> None:
-        event = cls(id=self._ids.next(), **fields)
-        self._out.append(encode(event))
-        self._trace("> %s", event.event_type)
-
-    def _move(self, trigger: str) -> bool:
-        new = ASR_TRANSITIONS.get((self._state, trigger))
-        if new is None:
-            return False
-        self._state = new
-        self._trace("= %s (%s)", new.value, trigger)
-        return True
-
-    def _notice_once(self, message: str) -> None:
-        if message not in self._reported:
-            self._reported.add(message)
-            self._events.append(Notice(message))
-
-    def _trace(self, msg: str, *args: object) -> None:
-        if self._debug:
-            _LOG.debug(msg, *args)

@@ -51,12 +51,11 @@ from .events import (
     ConversationAudioSentenceStart,
     Error,
     ServerEvent,
-    UnknownEvent,
 )
 from .objects import OutputAudio
-from .outputs import Notice, ServerError, _EventIds
+from .outputs import Notice, ServerError
 from .schema import decode_object, encode_object, spec_field
-from .wire import decode_with, encode, unknown_fields
+from .service import ServiceSession
 
 __all__ = [
     "MAX_TEXT_BYTES",
@@ -346,7 +345,7 @@ TTS_TRANSITIONS: Final[dict[tuple[TtsState, str], TtsState]] = {
 }
 
 
-class TtsSession:
+class TtsSession(ServiceSession[TtsState, "TtsEvent"]):
     """Client side of one ``/v1/audio/speech`` connection.
 
     Args:
@@ -361,6 +360,10 @@ class TtsSession:
     Raises:
         LocalProtocolError: ``output_audio`` breaks a documented range (names the field).
     """
+
+    TRANSITIONS = TTS_TRANSITIONS
+    SERVER_EVENTS = TTS_SERVER_EVENTS
+    LOG = _LOG
 
     def __init__(
         self,
@@ -379,7 +382,9 @@ class TtsSession:
                     event_type="speech.update",
                     path=exc.path,
                 ) from None
-        self._state = TtsState.CONFIGURING if output_audio is not None else TtsState.READY
+        super().__init__(
+            TtsState.CONFIGURING if output_audio is not None else TtsState.READY, debug=debug
+        )
         self._created = False
         #: Every piece queued so far, in order.
         self.pieces: list[str] = []
@@ -388,12 +393,6 @@ class TtsSession:
         self._started = False  # audio or a subtitle of the piece in flight arrived
         self._finished_sent = True
         self._effective: OutputAudio | None = None
-        self._logid: str | None = None
-        self._ids = _EventIds()
-        self._out: list[str] = []
-        self._events: list[TtsEvent] = []
-        self._reported: set[str] = set()
-        self._debug = debug
         for piece in pieces:
             if not piece.strip() or utf8_len(piece) > MAX_TEXT_BYTES:
                 raise LocalProtocolError(
@@ -410,15 +409,6 @@ class TtsSession:
         self._send_next()
 
     # ------------------------------------------------------------ state
-
-    @property
-    def state(self) -> TtsState:
-        return self._state
-
-    @property
-    def logid(self) -> str | None:
-        """The service's log id of this connection."""
-        return self._logid
 
     @property
     def effective_output(self) -> OutputAudio | None:
@@ -447,16 +437,6 @@ class TtsSession:
         return self._current is None and self._next == len(self.pieces)
 
     # ------------------------------------------------------------ outputs
-
-    def data_to_send(self) -> list[str]:
-        """Text frames to write to the socket, in order. Call after every input method."""
-        out, self._out = self._out, []
-        return out
-
-    def events_received(self) -> list[TtsEvent]:
-        """What the caller must act on, in order. Call after every input method."""
-        events, self._events = self._events, []
-        return events
 
     def close_expected(self) -> bool:
         """True once the session FAILED or finished: the caller may close the connection."""
@@ -491,16 +471,9 @@ class TtsSession:
         """
         if self._state is TtsState.CLOSED:
             raise LocalProtocolError("receive_text() after connection_lost()")
-        event = decode_with(frame, TTS_SERVER_EVENTS)
-        if isinstance(event, UnknownEvent):
-            self._notice_once(f"unknown event type {event.unknown_type!r} ignored")
+        event = self._decode(frame)
+        if event is None:
             return
-        if event.detail is not None and event.detail.logid:
-            self._logid = event.detail.logid
-        self._trace("< %s", event.event_type)
-        extra = unknown_fields(event)
-        if extra:
-            self._notice_once(f"{event.event_type} carried unknown fields: {', '.join(extra)}")
         match event:
             case SpeechCreated():
                 if self._created:
@@ -567,26 +540,7 @@ class TtsSession:
         self._move("input_text_buffer.complete")
 
     def _send(self, cls: type[ClientEvent], **fields: Any) -> None:
-        event = cls(id=self._ids.next(), **fields)
-        self._out.append(encode(event))
-        if isinstance(event, InputTextBufferAppend):
-            self._trace("> %s %dB", event.event_type, utf8_len(event.delta))
-        else:
-            self._trace("> %s", event.event_type)
-
-    def _move(self, trigger: str) -> bool:
-        new = TTS_TRANSITIONS.get((self._state, trigger))
-        if new is None:
-            return False
-        self._state = new
-        self._trace("= %s (%s)", new.value, trigger)
-        return True
-
-    def _notice_once(self, message: str) -> None:
-        if message not in self._reported:
-            self._reported.add(message)
-            self._events.append(Notice(message))
-
-    def _trace(self, msg: str, *args: object) -> None:
-        if self._debug:
-            _LOG.debug(msg, *args)
+        if cls is InputTextBufferAppend:
+            # The trace shows the size of the text, never the text.
+            self._trace("(%d bytes of text)", utf8_len(str(fields.get("delta", ""))))
+        super()._send(cls, **fields)
