@@ -66,6 +66,7 @@ def test_codecs_and_dsp_do_no_io(module: str) -> None:
         "voicegw.io.device_info",
         "voicegw.retry",
         "voicegw.emulator.chat",
+        "voicegw.emulator.intake",
         "voicegw.emulator.tts",
         "voicegw.emulator.transcriptions",
         "voicegw.realtime.objects",

@@ -91,7 +91,6 @@ from ..protocol.events import (
     InputAudioBufferSpeechStopped,
     InputTextGenerateAudio,
     ServerEvent,
-    UnknownEvent,
 )
 from ..protocol.objects import Chat, ChatUpdateData, OutputAudio, Usage
 from ..protocol.schema import merge
@@ -99,6 +98,7 @@ from ..protocol.wire import decode_client, encode, unknown_fields
 from .asr import INTERIM_EVERY_S, describe_speech, hypothesis, is_finished
 from .bots import Bot, Reply, Sentence, UserTurn
 from .ids import IdFactory
+from .intake import MAX_ORIGIN_CHARS, take_frame
 from .listener import Heard, Interim, Listener, Utterance
 from .outbound import OutputPlan, encode_reply
 from .outbox import Outbox, Stream
@@ -127,8 +127,6 @@ CANCEL_MESSAGES = {
 }
 #: What the prologue says when ``prologue_content`` is not set.
 DEFAULT_PROLOGUE = "Hello! This is the voicegw emulator. How can I help you?"
-#: Longest ``detail.origin_message`` echoed back; longer frames are cut with an ellipsis.
-MAX_ORIGIN_CHARS = 64 * 1024
 
 
 class _ConnectionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -222,27 +220,16 @@ class ChatConnection:
 
     def receive(self, frame: str | bytes, now: float) -> None:
         """Take one client frame that arrived at ``now``. Never raises for bad input."""
-        origin = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
-        if len(origin) > MAX_ORIGIN_CHARS:
-            origin = origin[:MAX_ORIGIN_CHARS] + "…"
-        if isinstance(frame, bytes):
-            self.received.append("(binary)")
-            self._error(
-                now, "binary frames are not supported: send each event as JSON text", origin
-            )
-            return
-        try:
-            event = decode_client(frame)
-        except RemoteProtocolError as exc:
-            self.received.append(exc.event_type or "(malformed)")
-            if exc.event_type == ConversationChatSubmitToolOutputs.event_type:
-                self.log.info("bad tool outputs: %s", exc)
-                self._error(now, "invalid message", origin)
-            else:
-                self._error(now, str(exc), origin)
-            return
-        name = event.unknown_type if isinstance(event, UnknownEvent) else event.event_type
+        got = take_frame(frame, decode_client)
+        origin, name, event = got.origin, got.name, got.event
         self.received.append(name)
+        if event is None:
+            if got.exc is not None and name == ConversationChatSubmitToolOutputs.event_type:
+                self.log.info("bad tool outputs: %s", got.exc)
+                self._error(now, "invalid message", origin)  # the service's own words
+            else:
+                self._error(now, got.error or "invalid frame", origin)
+            return
         if self._debug:
             self.log.debug("> %s", name)
         handler = self._handlers.get(type(event))

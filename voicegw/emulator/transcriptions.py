@@ -69,9 +69,9 @@ from ..protocol.schema import merge
 from ..protocol.wire import decode_with, encode, unknown_fields
 from .asr import INTERIM_EVERY_S, describe_speech, hypothesis
 from .bots import Bot, ScriptBot
-from .chat import MAX_ORIGIN_CHARS
 from .ids import IdFactory
 from .inbound import InputDecoder
+from .intake import take_frame
 from .outbox import Outbox
 from .settings import effective
 from .vad import DEFAULT_THRESHOLD_DBFS, EnergyVad
@@ -131,23 +131,12 @@ class TranscriptionConnection:
 
     def receive(self, frame: str | bytes, now: float) -> None:
         """Take one client frame that arrived at ``now``. Never raises for bad input."""
-        origin = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
-        if len(origin) > MAX_ORIGIN_CHARS:
-            origin = origin[:MAX_ORIGIN_CHARS] + "…"
-        if isinstance(frame, bytes):
-            self.received.append("(binary)")
-            self._error(
-                now, "binary frames are not supported: send each event as JSON text", origin
-            )
-            return
-        try:
-            event = decode_with(frame, ASR_CLIENT_EVENTS)
-        except RemoteProtocolError as exc:
-            self.received.append(exc.event_type or "(malformed)")
-            self._error(now, str(exc), origin)
-            return
-        name = getattr(event, "unknown_type", None) or event.event_type
+        got = take_frame(frame, lambda text: decode_with(text, ASR_CLIENT_EVENTS))
+        origin, name, event = got.origin, got.name, got.event
         self.received.append(name)
+        if event is None:
+            self._error(now, got.error or "invalid frame", origin)
+            return
         extra = unknown_fields(event)
         if extra:
             log.info("[%s] ignoring unknown fields in %s: %s", self.logid, name, ", ".join(extra))

@@ -60,8 +60,8 @@ from ..protocol.tts import (
 )
 from ..protocol.wire import decode_with, encode, unknown_fields
 from .bots import Bot
-from .chat import MAX_ORIGIN_CHARS
 from .ids import IdFactory
+from .intake import take_frame
 from .outbound import OutputPlan, encode_reply
 from .outbox import Outbox
 from .pacing import schedule
@@ -124,23 +124,12 @@ class SpeechConnection:
 
     def receive(self, frame: str | bytes, now: float) -> None:
         """Take one client frame that arrived at ``now``. Never raises for bad input."""
-        origin = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
-        if len(origin) > MAX_ORIGIN_CHARS:
-            origin = origin[:MAX_ORIGIN_CHARS] + "…"
-        if isinstance(frame, bytes):
-            self.received.append("(binary)")
-            self._error(
-                now, "binary frames are not supported: send each event as JSON text", origin
-            )
-            return
-        try:
-            event = decode_with(frame, TTS_CLIENT_EVENTS)
-        except RemoteProtocolError as exc:
-            self.received.append(exc.event_type or "(malformed)")
-            self._error(now, str(exc), origin)
-            return
-        name = getattr(event, "unknown_type", None) or event.event_type
+        got = take_frame(frame, lambda text: decode_with(text, TTS_CLIENT_EVENTS))
+        origin, name, event = got.origin, got.name, got.event
         self.received.append(name)
+        if event is None:
+            self._error(now, got.error or "invalid frame", origin)
+            return
         extra = unknown_fields(event)
         if extra:
             log.info("[%s] ignoring unknown fields in %s: %s", self.logid, name, ", ".join(extra))
