@@ -66,7 +66,16 @@ from .retry import SLOW_RETRY_S
 from .tools import ToolBox
 from .vad import SpeechEnd, SpeechStart, Vad
 
-__all__ = ["SLOW_RETRY_S", "AudioSink", "AudioSource", "Gateway", "RunReport", "TurnReport"]
+__all__ = [
+    "SLOW_RETRY_S",
+    "AudioSink",
+    "AudioSource",
+    "Gateway",
+    "RunReport",
+    "TurnKeeper",
+    "TurnReport",
+    "service_error",
+]
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +138,60 @@ class _Stop(Exception):
     """Raised inside the TaskGroup to end the run cleanly."""
 
 
-class Gateway:
+class TurnKeeper:
+    """The turn bookkeeping both gateways share: the open turn, the one being played, and
+    the report they end up in. The gateway sets the attributes in its constructor."""
+
+    clock: Clock
+    report: RunReport
+    on_turn: Callable[[TurnReport], None] | None
+    #: The turn being spoken or answered; None between turns.
+    _turn: TurnReport | None
+    #: The turn whose reply is in the playout buffer (outlives ``_turn`` until played).
+    _audio_turn: TurnReport | None
+    #: When the device last heard speech itself (a latency mark, not a turn rule).
+    _last_speech: float | None
+
+    def _current_turn(self, now: float) -> TurnReport:
+        if self._turn is None:
+            # A VAD turn: the server decided when speech ended; the device's own mark is the
+            # last frame it heard speech in.
+            self._turn = TurnReport(speech_end=self._last_speech or now)
+        return self._turn
+
+    def _finish_turn(self, status: str) -> None:
+        if self._turn is not None:
+            self._turn.status = status
+            self.report.turns.append(self._turn)
+            if self.on_turn is not None:
+                self.on_turn(self._turn)
+            self._turn = None
+
+    def _played(self, chunk: Samples) -> None:
+        """The Player's hook: the first audible period of a reply, and how much was played."""
+        turn = self._audio_turn
+        if turn is not None:
+            if turn.first_play is None and np.any(chunk):
+                turn.first_play = self.clock.now()
+            turn.reply_samples += len(chunk)
+
+
+def service_error(ev: ServerError) -> None:
+    """Log an ``error`` the session reported; raise :class:`CloudError` when it is fatal.
+
+    Billing stops (4027/4028) and rate limits end the connection but may heal: they are
+    retryable, slowly (``SLOW_RETRY_S``). Auth errors never heal.
+    """
+    log.error("service error %s: %s", ev.code, ev.msg)
+    if ev.fatal:
+        raise CloudError(
+            f"service error {ev.code}: {ev.msg}",
+            code=ev.code,
+            retryable=ev.code in SLOW_RETRY_CODES,
+        )
+
+
+class Gateway(TurnKeeper):
     """Runs one session against ``/v1/chat`` with the given devices.
 
     Args:
@@ -455,13 +517,6 @@ class Gateway:
             self._mic_frame(self.uplink.convert(silence), self.clock.now())
             await self._pump()
 
-    def _played(self, chunk: Samples) -> None:
-        turn = self._audio_turn
-        if turn is not None:
-            if turn.first_play is None and np.any(chunk):
-                turn.first_play = self.clock.now()
-            turn.reply_samples += len(chunk)
-
     async def _watch_done(self) -> None:
         """End the run once the mic is done and nothing is pending, playing or still coming.
 
@@ -500,15 +555,7 @@ class Gateway:
             elif isinstance(ev, ToolCallsRequested):
                 self.session.submit_tool_outputs(ev.chat_id, self.tools.run(ev.tool_calls), now)
             elif isinstance(ev, ServerError):
-                log.error("service error %s: %s", ev.code, ev.msg)
-                if ev.fatal:
-                    # Billing stops (4027/4028) end the connection but may be fixed by the
-                    # account owner: the daemon retries them slowly. Auth errors never heal.
-                    raise CloudError(
-                        f"service error {ev.code}: {ev.msg}",
-                        code=ev.code,
-                        retryable=ev.code in SLOW_RETRY_CODES,
-                    )
+                service_error(ev)
             elif isinstance(ev, Notice):
                 log.info("%s", ev.message)
 
@@ -541,18 +588,3 @@ class Gateway:
             self._finish_turn("failed")
         elif isinstance(event, ConversationChatCanceled):
             self._finish_turn("canceled")
-
-    def _current_turn(self, now: float) -> TurnReport:
-        if self._turn is None:
-            # A VAD turn: the server decided when speech ended; the device's own mark is the
-            # last frame it heard speech in.
-            self._turn = TurnReport(speech_end=self._last_speech or now)
-        return self._turn
-
-    def _finish_turn(self, status: str) -> None:
-        if self._turn is not None:
-            self._turn.status = status
-            self.report.turns.append(self._turn)
-            if self.on_turn is not None:
-                self.on_turn(self._turn)
-            self._turn = None

@@ -47,7 +47,7 @@ from .dsp import StreamResampler
 from .dsp.channels import is_loud
 from .echo import EchoGuard
 from .errors import CloudError, LocalProtocolError, RemoteProtocolError, first_error
-from .gateway import SLOW_RETRY_S, AudioSink, AudioSource, RunReport, TurnReport
+from .gateway import AudioSink, AudioSource, RunReport, TurnKeeper, TurnReport, service_error
 from .player import PLAY_PERIOD_S, Player
 from .protocol.outputs import FlushPlayback, Notice, Received, ServerError, ToolCallsRequested
 from .realtime.config import room_request, session_config, turn_type
@@ -89,7 +89,7 @@ _MAX_BACKLOG_MS = 200.0
 _SETTLE_S = 1.0
 
 
-class RealtimeGateway:
+class RealtimeGateway(TurnKeeper):
     """Runs one Realtime room with the given devices (same surface as the chat gateway).
 
     Args:
@@ -560,13 +560,7 @@ class RealtimeGateway:
                     retryable=True,
                 )
             elif isinstance(ev, ServerError):
-                log.error("service error %s: %s", ev.code, ev.msg)
-                if ev.fatal:
-                    raise CloudError(
-                        f"service error {ev.code}: {ev.msg}",
-                        code=ev.code,
-                        retryable=ev.code in SLOW_RETRY_S,
-                    )
+                service_error(ev)
             elif isinstance(ev, Notice):
                 log.info("%s", ev.message)
 
@@ -616,27 +610,15 @@ class RealtimeGateway:
         elif isinstance(event, ConversationChatFailed):
             self._finish_turn("failed")
 
+    # The chat-completed flag belongs to the open turn: a new or finished turn clears it.
     def _current_turn(self, now: float) -> TurnReport:
         if self._turn is None:
-            self._turn = TurnReport(speech_end=self._last_speech or now)
             self._chat_done = False
-        return self._turn
+        return super()._current_turn(now)
 
     def _finish_turn(self, status: str) -> None:
-        if self._turn is not None:
-            self._turn.status = status
-            self.report.turns.append(self._turn)
-            if self.on_turn is not None:
-                self.on_turn(self._turn)
-            self._turn = None
+        super()._finish_turn(status)
         self._chat_done = False
-
-    def _played(self, chunk: Samples) -> None:
-        turn = self._audio_turn
-        if turn is not None:
-            if turn.first_play is None and np.any(chunk):
-                turn.first_play = self.clock.now()
-            turn.reply_samples += len(chunk)
 
 
 class _Stop(Exception):

@@ -132,15 +132,9 @@ class EmulatorRoom:
         self.closed_event.set()
         self._unjoined.cancel()
         self.agent.closed = True
-        me = asyncio.current_task()
-        others = [t for t in self._tasks if t is not me]
-        for task in others:
-            task.cancel()
-        if self._pc is not None:
-            with contextlib.suppress(Exception):
-                await self._pc.close()
-        if others:
-            await asyncio.wait(others)
+        from ..io.webrtc import close_peer
+
+        await close_peer(self._pc, self._tasks)
         log.info("room %s closed (code %s)", self.setup.room_id, self.close_code)
 
     # ------------------------------------------------------------------ callbacks

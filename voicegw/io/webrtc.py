@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AiortcTransport",
     "FrameQueue",
+    "close_peer",
     "is_loopback_url",
     "make_source_track",
     "new_peer_connection",
@@ -208,6 +209,20 @@ def track_to_mono(frame: Any) -> NDArray[np.int16]:
     shaped = arr.T if frame.format.is_planar else arr.reshape(-1, channels)
     out: NDArray[np.int16] = to_mono(np.ascontiguousarray(shaped, dtype=np.int16))
     return out
+
+
+async def close_peer(pc: Any, tasks: set[asyncio.Task[None]]) -> None:
+    """Tear down one side of a connection: cancel its tasks (not the caller), close the peer
+    connection (errors while closing are moot), and wait for the tasks to finish."""
+    me = asyncio.current_task()
+    others = [t for t in tasks if t is not me]
+    for task in others:
+        task.cancel()
+    if pc is not None:
+        with contextlib.suppress(Exception):
+            await pc.close()
+    if others:
+        await asyncio.wait(others)
 
 
 _END = object()
@@ -377,15 +392,7 @@ class AiortcTransport:
         self._closed.set()
         self._messages.put_nowait(_END)
         self._audio.put_nowait(_END)
-        me = asyncio.current_task()
-        others = [t for t in self._tasks if t is not me]
-        for task in others:
-            task.cancel()
-        if self._pc is not None:
-            with contextlib.suppress(Exception):
-                await self._pc.close()
-        if others:
-            await asyncio.wait(others)
+        await close_peer(self._pc, self._tasks)
 
     # ------------------------------------------------------------------ callbacks
 
