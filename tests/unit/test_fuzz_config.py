@@ -314,8 +314,26 @@ def _valid_documents(draw: st.DrawFn) -> dict[str, Any]:
             max_size=2,
         ),
     )
+    if draw(st.booleans()):
+        # Realtime: the webrtc transport only talks to a (loopback) emulator's HTTP API.
+        cloud["api"] = "realtime"
+        cloud["api_url"] = draw(st.sampled_from(["http://127.0.0.1:8766", "http://[::1]:9"]))
+    realtime: dict[str, Any] = {}
+    maybe(realtime, "connector_id", st.from_regex(r"[0-9]{1,19}", fullmatch=True))
+    maybe(realtime, "room_mode", st.sampled_from(["default", "podcast", "s2s", "translate"]))
+    maybe(realtime, "prologue_content", st.text(max_size=20))
+    maybe(realtime, "prologue_delay_ms", st.integers(0, 5000))
+    maybe(realtime, "longest_silence_ms", st.integers(1000, 600000))
+    maybe(realtime, "allow_voice_interrupt", st.booleans())
+    maybe(
+        realtime,
+        "interrupt_keywords",
+        st.lists(st.text(st.characters(categories=("L",)), min_size=1, max_size=8), max_size=10),
+    )
+    maybe(realtime, "join_timeout_s", st.floats(0.5, 120))
     doc = {
         "cloud": cloud,
+        "realtime": realtime,
         "turn": turn,
         "input": inp,
         "output": out,
@@ -337,4 +355,5 @@ def test_valid_random_configs_load(tmp_path: Path, doc: dict[str, Any]) -> None:
     cfg = load_config(path)
     for section, body in doc.items():
         for key, value in body.items():
-            assert getattr(getattr(cfg, section), key) == value
+            got = getattr(getattr(cfg, section), key)
+            assert (list(got) if isinstance(got, tuple) else got) == value  # TOML arrays
