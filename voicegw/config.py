@@ -617,7 +617,7 @@ def _validate(cfg: Config) -> None:
         raise bad("service.capture_timeout_s", "timeouts must be positive")
     for name in cfg.tools.allow:
         if not name.replace("_", "").isalnum():
-            raise bad(f"tools.allow.{name}", "tool names are letters, digits and _")
+            raise bad(f"tools.allow.{name}", "tool names are letters, digits and _, not only _")
 
 
 _SECTIONS: dict[str, type[Any]] = {

@@ -89,6 +89,7 @@ def test_chat_update_for_each_output_codec(codec: str, rate: int) -> None:
         ({"service": {"control_socket": 5}}, "service.control_socket"),
         ({"tools": {"allow": {"x": 1}}}, "tools.allow.x"),
         ({"tools": {"allow": {"bad-name": "m:f"}}}, "tools.allow.bad-name"),
+        ({"tools": {"allow": {"__": "m:f"}}}, "tools.allow.__"),
         ({"turn": []}, "turn"),
     ],
 )

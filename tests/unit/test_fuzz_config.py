@@ -309,7 +309,7 @@ def _valid_documents(draw: st.DrawFn) -> dict[str, Any]:
         tools,
         "allow",
         st.dictionaries(
-            st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True),
+            st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
             st.just("pkg.mod:fn"),
             max_size=2,
         ),
